@@ -1,0 +1,90 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { type Command, Option } from 'commander';
+import { BuildFailedError, build } from '../../build/build.ts';
+import { chooseRenderer } from '../../build/progress.ts';
+import { resolveSourceDateEpoch } from '../../build/source-date.ts';
+import { HostProvider } from '../../environment/host.ts';
+import { hostArch } from '../../pipeline/arch.ts';
+import { BubblewrapRunner } from '../../runners/bubblewrap.ts';
+import { withInterrupt } from '../interrupt.ts';
+
+interface BuildFlags {
+  runner: string;
+  arch: string;
+  outDir: string;
+  signingKey?: string;
+  sourceDir?: string;
+  cacheDir: string;
+  workspaceDir?: string;
+  buildDate?: string;
+  debug: boolean;
+  generateIndex: boolean;
+  keepWorkspace: boolean;
+}
+
+export function defaultCacheDir(): string {
+  return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'builder');
+}
+
+export function registerBuildCommand(program: Command): void {
+  program
+    .command('build')
+    .description('build the packages of one or more recipes')
+    .argument('[recipe...]', 'recipe files', ['melange.yaml'])
+    .addOption(new Option('--runner <name>', 'sandbox to run steps in').choices(['bubblewrap', 'qemu', 'auto']).default('auto'))
+    .option('--arch <arch>', 'target architecture', hostArch())
+    .option('--out-dir <dir>', 'repository the packages and APKINDEX.tar.gz go to (under <dir>/<arch>/)', './packages')
+    .option('--signing-key <file>', 'RSA private key to sign packages and the index with (see `builder keygen`)')
+    .option('--source-dir <dir>', 'directory copied into the workspace (default: the recipe\'s folder)')
+    .option('--cache-dir <dir>', 'cache mounted at /var/cache/melange', defaultCacheDir())
+    .option('--workspace-dir <dir>', 'where the per-build temp workspace is created (default: the system temp dir)')
+    .option('--build-date <date>', 'SOURCE_DATE_EPOCH for the build, seconds or ISO 8601 (the SOURCE_DATE_EPOCH variable wins)')
+    .option('--debug', 'trace every shell command (set -x)', false)
+    .option('--no-generate-index', 'do not update <out-dir>/<arch>/APKINDEX.tar.gz')
+    .option('--keep-workspace', 'keep the workspace after a successful build (always kept on failure)', false)
+    .addHelpText(
+      'after',
+      `
+Build roots: this version builds in the "host" root: the host's /usr, /bin, /lib*, /etc mounted read-only.
+It is quick for local iteration but NOT hermetic: the packages see whatever this machine has installed.
+
+Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
+    )
+    .action(async (recipes: string[], flags: BuildFlags) => {
+      const sourceDateEpoch = resolveSourceDateEpoch(process.env, flags.buildDate);
+      const progress = chooseRenderer();
+      await withInterrupt(async (signal) => {
+        for (const recipe of recipes) {
+          try {
+            const result = await build({
+              recipeFile: recipe,
+              arch: flags.arch,
+              runner: flags.runner,
+              runners: [new BubblewrapRunner({ debug: flags.debug })],
+              environmentProvider: new HostProvider(),
+              outDir: flags.outDir,
+              signingKey: flags.signingKey,
+              sourceDir: flags.sourceDir,
+              cacheDir: flags.cacheDir,
+              workspaceDir: flags.workspaceDir,
+              sourceDateEpoch,
+              debug: flags.debug,
+              generateIndex: flags.generateIndex,
+              keepWorkspace: flags.keepWorkspace,
+              progress,
+              signal,
+            });
+            for (const p of result.packages) progress.note(`built ${p.path}`);
+            if (result.indexPath) progress.note(`index ${result.indexPath}`);
+            if (result.workspace) progress.note(`workspace kept at ${result.workspace}`);
+          } catch (err) {
+            if (err instanceof BuildFailedError && err.workspace) {
+              err.details.push(`workspace kept at ${err.workspace} (full log: ${err.workspace}/build.log)`);
+            }
+            throw err;
+          }
+        }
+      });
+    });
+}
