@@ -1,0 +1,458 @@
+// The Bubblewrap runner: one `bwrap` process per command, no daemon and no state between commands. The
+// sandbox is assembled from the build root's mounts plus the standard ones (/dev, /proc, /tmp, the workspace,
+// the cache), every namespace unshared (network only when the pod allows it), a fixed uid/gid, an explicit
+// capability set and a seccomp filter denying the syscalls a build has no business making.
+import { constants as fsConstants } from 'node:fs';
+import { access, lstat, readFile, readlink, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { execa } from 'execa';
+import { BuilderError, MissingToolError } from '../errors.ts';
+import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
+import { buildSeccompFilter, hostSeccompArch } from './seccomp.ts';
+
+export interface BubblewrapRunnerOptions {
+  /** `bwrap` executable: a path, or a name looked up on PATH (default `bwrap`). */
+  bwrapPath?: string;
+  /**
+   * Debug mode: leave out `--new-session` (kept only for non-interactive runs) and put the full bwrap command
+   * line in the details of a sandbox setup failure.
+   */
+  debug?: boolean;
+}
+
+const WORKSPACE_DIR = '/home/build';
+const CACHE_DIR = '/var/cache/melange';
+const RESOLV_CONF = '/etc/resolv.conf';
+const USABILITY_TIMEOUT_MS = 10_000;
+/** bwrap's prefix on its own error messages. */
+const BWRAP_MESSAGE_PREFIX = Buffer.from('bwrap: ');
+/** Extra descriptors handed to bwrap: the seccomp program (read by bwrap) and its JSON status stream. */
+const SECCOMP_FD = 3;
+const STATUS_FD = 4;
+
+// ---------------------------------------------------------------------------------------------------------
+// Capabilities
+
+const CAPABILITIES = new Set([
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+]);
+
+/** Docker's default set, given to a build that runs as root inside the sandbox. */
+const DEFAULT_ROOT_CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
+  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+];
+
+/** `net_raw`, `NET_RAW`, `CAP_NET_RAW` → `CAP_NET_RAW`; `all` → `ALL`. */
+function capabilityArg(name: string, pkg: string): string {
+  const upper = name.trim().toUpperCase();
+  if (upper === 'ALL') return 'ALL';
+  const bare = upper.startsWith('CAP_') ? upper.slice(4) : upper;
+  if (!CAPABILITIES.has(bare)) {
+    throw new BuilderError(`${pkg}: unknown capability "${name}" (expected a Linux capability name or ALL)`);
+  }
+  return `CAP_${bare}`;
+}
+
+/**
+ * bwrap starts from "all caps" when it runs as root and from none otherwise, so the set is pinned explicitly:
+ * drop everything, then grant the base set (Docker's defaults for a root build, nothing for the build user),
+ * the pod's additions and its drops, in that order (bwrap applies them left to right, ALL included).
+ */
+function capabilityArgs(pod: PodConfig): string[] {
+  const base = pod.runAs.uid === 0 ? DEFAULT_ROOT_CAPABILITIES : [];
+  const args = ['--cap-drop', 'ALL'];
+  for (const cap of [...base, ...pod.capabilities.add]) args.push('--cap-add', capabilityArg(cap, pod.packageName));
+  for (const cap of pod.capabilities.drop) args.push('--cap-drop', capabilityArg(cap, pod.packageName));
+  return args;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Paths
+
+function isWithin(child: string, parent: string): boolean {
+  return parent === '/' || child === parent || child.startsWith(`${parent}/`);
+}
+
+/** Where a sandbox path lives on the host, following the mount table only (later mounts shadow earlier ones). */
+function hostPathOf(mounts: readonly Mount[], sandboxPath: string): { hostPath: string; mount: Mount } | null {
+  for (let i = mounts.length - 1; i >= 0; i--) {
+    const mount = mounts[i];
+    if (mount === undefined || !isWithin(sandboxPath, mount.target)) continue;
+    const rest = path.posix.relative(mount.target, sandboxPath);
+    return { hostPath: rest === '' ? mount.source : path.join(mount.source, rest), mount };
+  }
+  return null;
+}
+
+/**
+ * Reads a file as the sandbox would see it, resolving symlinks component by component in the sandbox's
+ * namespace (an absolute link inside a root directory must not be followed on the host). null when absent.
+ */
+async function readThroughMounts(mounts: readonly Mount[], sandboxFile: string): Promise<string | null> {
+  const pending = sandboxFile.split('/').filter((c) => c !== '' && c !== '.');
+  const resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const name = pending.shift() as string;
+    if (name === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = `/${[...resolved, name].join('/')}`;
+    const located = hostPathOf(mounts, candidate);
+    if (located === null) return null;
+    // A mount point is whatever its source resolves to on the host (bwrap follows the source's links).
+    const isMountPoint = located.mount.target === candidate;
+    let info;
+    try {
+      info = isMountPoint ? await stat(located.hostPath) : await lstat(located.hostPath);
+    } catch {
+      return null;
+    }
+    if (info.isSymbolicLink()) {
+      if (++links > 40) return null;
+      const target = await readlink(located.hostPath);
+      if (target.startsWith('/')) resolved.length = 0;
+      pending.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
+      continue;
+    }
+    resolved.push(name);
+  }
+  const located = hostPathOf(mounts, `/${resolved.join('/')}`);
+  if (located === null) return null;
+  try {
+    return await readFile(located.hostPath, 'utf8');
+  } catch {
+    return null;
+  }
+}
+
+async function findExecutable(name: string): Promise<string | null> {
+  const candidates = name.includes('/')
+    ? [path.resolve(name)]
+    : (process.env.PATH ?? '').split(':').filter((dir) => dir !== '').map((dir) => path.join(dir, name));
+  for (const candidate of candidates) {
+    try {
+      await access(candidate, fsConstants.X_OK);
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  return null;
+}
+
+async function requireDirectory(dir: string, what: string, pkg: string): Promise<void> {
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (err) {
+    throw new BuilderError(`${pkg}: ${what} ${dir} does not exist`, { cause: err });
+  }
+  if (!info.isDirectory()) throw new BuilderError(`${pkg}: ${what} ${dir} is not a directory`);
+}
+
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    // Negative pid: bwrap was spawned detached, so it leads its own process group. Its sandbox init carries
+    // PDEATHSIG (--die-with-parent), and the whole pid namespace goes down with that init.
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+interface PreparedPod {
+  pod: PodConfig;
+  bwrap: string;
+  /** Root mounts, standard mounts, resolv.conf and extra mounts: everything before the per-run workdir. */
+  mountArgs: string[];
+  /** `--remount-ro /` when `/` is bwrap's own tmpfs, which must stay writable until the workdir exists. */
+  sealRootArgs: string[];
+  /** Namespaces, identity, capabilities, descriptors, `--clearenv`. */
+  flagArgs: string[];
+  seccomp: Buffer | null;
+}
+
+interface RunningChild {
+  pid: number | undefined;
+  done: Promise<unknown>;
+  /** Set by terminate(), so the interrupted run reports why it ended. */
+  terminated: boolean;
+}
+
+export class BubblewrapRunner implements Runner {
+  readonly name = 'bubblewrap';
+  private readonly requestedPath: string;
+  private readonly debug: boolean;
+  private usability: Promise<{ usability: Usability; path: string | null }> | undefined;
+  private prepared: PreparedPod | undefined;
+  private readonly children = new Set<RunningChild>();
+
+  constructor(options: BubblewrapRunnerOptions = {}) {
+    this.requestedPath = options.bwrapPath ?? 'bwrap';
+    this.debug = options.debug ?? false;
+  }
+
+  testUsability(): Promise<Usability> {
+    return this.probe().then((p) => p.usability);
+  }
+
+  private probe(): Promise<{ usability: Usability; path: string | null }> {
+    this.usability ??= (async () => {
+      const found = await findExecutable(this.requestedPath);
+      if (found === null) {
+        const where = this.requestedPath === 'bwrap' ? '' : `: ${this.requestedPath} not found or not executable`;
+        return {
+          usability: { usable: false, reason: `bwrap is not installed (apt-get install bubblewrap)${where}` },
+          path: null,
+        };
+      }
+      const result = await execa(found, ['--unshare-user', '--unshare-net', '--ro-bind', '/', '/', 'true'], {
+        reject: false,
+        timeout: USABILITY_TIMEOUT_MS,
+        stdin: 'ignore',
+      });
+      if (result.exitCode === 0) return { usability: { usable: true }, path: found };
+      const why = result.stderr.trim() || result.shortMessage;
+      return {
+        usability: {
+          usable: false,
+          reason: `${found} cannot create a sandbox here (unprivileged user namespaces may be disabled): ${why}`,
+        },
+        path: found,
+      };
+    })();
+    return this.usability;
+  }
+
+  async start(pod: PodConfig): Promise<void> {
+    const pkg = pod.packageName;
+    const probe = await this.probe();
+    if (!probe.usability.usable) throw new MissingToolError(`${pkg}: ${probe.usability.reason}`);
+    if (probe.path === null) throw new MissingToolError(`${pkg}: bwrap is not installed (apt-get install bubblewrap)`);
+
+    await requireDirectory(pod.workspaceDir, 'workspace directory', pkg);
+    await requireDirectory(pod.cacheDir, 'cache directory', pkg);
+    for (const [id, value] of [['uid', pod.runAs.uid], ['gid', pod.runAs.gid]] as const) {
+      if (!Number.isInteger(value) || value < 0) throw new BuilderError(`${pkg}: invalid run-as ${id} ${value}`);
+    }
+    const allMounts = [...pod.root.mounts, ...pod.mounts];
+    for (const mount of allMounts) {
+      if (!path.posix.isAbsolute(mount.target)) {
+        throw new BuilderError(`${pkg}: mount target ${mount.target} is not an absolute path`);
+      }
+      try {
+        await stat(mount.source);
+      } catch (err) {
+        throw new BuilderError(`${pkg}: mount source ${mount.source} (for ${mount.target}) does not exist`, {
+          cause: err,
+        });
+      }
+    }
+
+    const bind = (m: Mount): string[] => [m.readonly ? '--ro-bind' : '--bind', m.source, m.target];
+    const mountArgs = [
+      ...pod.root.mounts.flatMap(bind),
+      '--dev', '/dev',
+      '--proc', '/proc',
+      '--perms', '1777', '--tmpfs', '/tmp',
+      '--bind', pod.workspaceDir, WORKSPACE_DIR,
+      '--bind', pod.cacheDir, CACHE_DIR,
+      ...(pod.network ? await this.resolvConfArgs(pod.root.mounts) : []),
+      ...pod.mounts.flatMap(bind),
+    ];
+    const sealRootArgs = pod.root.mounts.some((m) => m.target === '/') ? [] : ['--remount-ro', '/'];
+
+    const seccompArch = hostSeccompArch();
+    const seccomp = seccompArch === undefined ? null : buildSeccompFilter(seccompArch);
+    const flagArgs = [
+      '--unshare-all',
+      '--unshare-user',
+      ...(pod.network ? ['--share-net'] : []),
+      '--die-with-parent',
+      ...(this.debug ? [] : ['--new-session']),
+      '--uid', String(pod.runAs.uid),
+      '--gid', String(pod.runAs.gid),
+      '--hostname', 'builder',
+      ...capabilityArgs(pod),
+      ...(seccomp === null ? [] : ['--seccomp', String(SECCOMP_FD)]),
+      '--json-status-fd', String(STATUS_FD),
+      '--clearenv',
+    ];
+    this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp };
+  }
+
+  /**
+   * Network builds need a resolver configuration. A root that takes /etc/resolv.conf from the host already has
+   * it; otherwise the host's is bound over the root's file, or created when the root leaves room for it (a
+   * read-only root directory without the file cannot take a new mount point).
+   */
+  private async resolvConfArgs(rootMounts: readonly Mount[]): Promise<string[]> {
+    try {
+      await stat(RESOLV_CONF);
+    } catch {
+      return [];
+    }
+    const located = hostPathOf(rootMounts, RESOLV_CONF);
+    if (located === null) return ['--ro-bind', RESOLV_CONF, RESOLV_CONF];
+    if (path.resolve(located.hostPath) === RESOLV_CONF) return [];
+    try {
+      const info = await lstat(located.hostPath);
+      return info.isFile() ? ['--ro-bind', RESOLV_CONF, RESOLV_CONF] : [];
+    } catch {
+      return located.mount.readonly ? [] : ['--ro-bind', RESOLV_CONF, RESOLV_CONF];
+    }
+  }
+
+  private requirePrepared(): PreparedPod {
+    if (this.prepared === undefined) throw new BuilderError('bubblewrap runner: run() before start()');
+    return this.prepared;
+  }
+
+  /** The complete bwrap argument list for one command (exposed for logging and debugging). */
+  commandLine(argv: readonly string[], options: Pick<RunOptions, 'env' | 'workdir'>): string[] {
+    const prepared = this.requirePrepared();
+    const pkg = prepared.pod.packageName;
+    if (argv.length === 0) throw new BuilderError(`${pkg}: empty command`);
+    if (!path.posix.isAbsolute(options.workdir)) {
+      throw new BuilderError(`${pkg}: working directory ${options.workdir} is not an absolute path`);
+    }
+    const workdir = path.posix.normalize(options.workdir).replace(/(.)\/+$/, '$1');
+    // --dir creates it inside the sandbox, resolved there, so a link planted in the workspace cannot steer a
+    // directory creation onto the host.
+    const workdirArgs = workdir !== WORKSPACE_DIR && isWithin(workdir, WORKSPACE_DIR) ? ['--dir', workdir] : [];
+    const envArgs: string[] = [];
+    for (const [key, value] of Object.entries(options.env)) {
+      if (key === '' || key.includes('=') || key.includes('\0') || value.includes('\0')) {
+        throw new BuilderError(`${pkg}: invalid environment variable ${JSON.stringify(key)}`);
+      }
+      envArgs.push('--setenv', key, value);
+    }
+    return [
+      ...prepared.mountArgs,
+      ...workdirArgs,
+      ...prepared.sealRootArgs,
+      ...prepared.flagArgs,
+      ...envArgs,
+      '--chdir', workdir,
+      '--',
+      ...argv,
+    ];
+  }
+
+  async run(argv: string[], options: RunOptions): Promise<number> {
+    const prepared = this.requirePrepared();
+    const pkg = prepared.pod.packageName;
+    const args = this.commandLine(argv, options);
+    const { signal, onOutput } = options;
+    if (signal?.aborted) throw new BuilderError(`${pkg}: command aborted before it started`, { cause: signal.reason });
+
+    const subprocess = execa(prepared.bwrap, args, {
+      stdio: ['ignore', 'pipe', 'pipe', prepared.seccomp ?? 'ignore', 'pipe'],
+      buffer: false,
+      reject: false,
+      encoding: 'buffer',
+      detached: true,
+      stripFinalNewline: false,
+    });
+    const child: RunningChild = { pid: subprocess.pid, done: subprocess, terminated: false };
+    this.children.add(child);
+
+    // bwrap reports its own failures as `bwrap: …` on stderr. Stderr that starts that way is held back until
+    // the exit status says whether the command ever ran, so a setup failure is reported once, as the error,
+    // instead of also as command output. Anything else streams straight through.
+    let held: Buffer[] | null = [];
+    let heldBytes = 0;
+    let prefixMatched = false;
+    subprocess.stdout.on('data', (chunk: Buffer) => onOutput('stdout', chunk));
+    subprocess.stderr.on('data', (chunk: Buffer) => {
+      if (held === null) {
+        onOutput('stderr', chunk);
+        return;
+      }
+      held.push(chunk);
+      heldBytes += chunk.length;
+      if (prefixMatched) return;
+      const head = Buffer.concat(held, Math.min(heldBytes, BWRAP_MESSAGE_PREFIX.length));
+      if (head.equals(BWRAP_MESSAGE_PREFIX.subarray(0, head.length))) {
+        prefixMatched = head.length === BWRAP_MESSAGE_PREFIX.length;
+        return;
+      }
+      const pending = Buffer.concat(held);
+      held = null;
+      onOutput('stderr', pending);
+    });
+    const statusChunks: Buffer[] = [];
+    subprocess.stdio[STATUS_FD]?.on('data', (chunk: Buffer) => statusChunks.push(chunk));
+
+    let aborted = false;
+    const onAbort = (): void => {
+      aborted = true;
+      killGroup(subprocess.pid);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    let result;
+    try {
+      result = await subprocess;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      this.children.delete(child);
+    }
+
+    const heldStderr = held === null ? Buffer.alloc(0) : Buffer.concat(held);
+    if (aborted) throw new BuilderError(`${pkg}: command aborted: ${argv.join(' ')}`, { cause: signal?.reason });
+    if (child.terminated) throw new BuilderError(`${pkg}: command killed: the sandbox was terminated`);
+
+    // bwrap writes `{ "exit-code": N }` only once the command was actually executed.
+    const status = Buffer.concat(statusChunks).toString('utf8');
+    const exit = /"exit-code"\s*:\s*(\d+)/.exec(status);
+    if (exit?.[1] !== undefined) {
+      if (heldStderr.length > 0) onOutput('stderr', heldStderr);
+      return Number(exit[1]);
+    }
+    if (result.failed && result.exitCode === undefined && result.signal === undefined) {
+      throw new MissingToolError(`${pkg}: cannot start ${prepared.bwrap}: ${result.shortMessage}`, {
+        cause: result.cause,
+      });
+    }
+    const lines = heldStderr.toString('utf8').split('\n').filter((l) => l !== '');
+    const message = lines.map((l) => (l.startsWith('bwrap: ') ? l.slice('bwrap: '.length) : l)).join('; ');
+    const how = result.signal === undefined ? `exit code ${result.exitCode}` : `signal ${result.signal}`;
+    const commandLine = [prepared.bwrap, ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a)));
+    throw new BuilderError(
+      `${pkg}: bwrap could not run ${JSON.stringify(argv[0])} in the sandbox: ${message || how}`,
+      { details: this.debug ? [...lines, `command: ${commandLine.join(' ')}`] : lines },
+    );
+  }
+
+  async workspaceTar(): Promise<Readable | null> {
+    return null;
+  }
+
+  async releaseData(): Promise<string> {
+    const prepared = this.requirePrepared();
+    const mounts = [...prepared.pod.root.mounts, ...prepared.pod.mounts];
+    return (await readThroughMounts(mounts, '/etc/os-release')) ?? '';
+  }
+
+  async terminate(): Promise<void> {
+    const running = [...this.children];
+    for (const child of running) {
+      child.terminated = true;
+      killGroup(child.pid);
+    }
+    await Promise.allSettled(running.map((c) => c.done));
+    this.children.clear();
+  }
+}
