@@ -1,7 +1,7 @@
 // The host side of a build's workspace: a private temp dir holding the directory bound at /home/build
 // and the full build log beside it (outside the sandbox's reach).
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { BuilderError } from '../errors.ts';
@@ -62,20 +62,32 @@ export async function createWorkspace(options: {
   };
 }
 
+/**
+ * Copies the source tree, skipping excluded paths. Hand-written rather than fs.cp because the workspace (or
+ * the out dir) may live inside the source dir, which fs.cp refuses outright.
+ */
 async function copySource(source: string, dest: string, exclude: string[]): Promise<void> {
-  try {
-    await cp(source, dest, {
-      recursive: true,
-      verbatimSymlinks: true,
-      preserveTimestamps: true,
-      filter: (src) => {
-        const abs = resolve(src);
-        return !exclude.some((e) => {
-          const rel = relative(e, abs);
-          return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
-        });
-      },
+  const skip = (abs: string) =>
+    exclude.some((e) => {
+      const rel = relative(e, abs);
+      return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
     });
+  const copyDir = async (from: string, to: string): Promise<void> => {
+    await mkdir(to, { recursive: true });
+    for (const entry of await readdir(from, { withFileTypes: true })) {
+      const src = join(from, entry.name);
+      const dst = join(to, entry.name);
+      if (skip(src)) continue;
+      if (entry.isDirectory()) await copyDir(src, dst);
+      else if (entry.isSymbolicLink()) await symlink(await readlink(src), dst);
+      else if (entry.isFile()) await copyFile(src, dst);
+      // Sockets, fifos and devices are not source files: skip them.
+    }
+    await chmod(to, (await stat(from)).mode & 0o7777);
+  };
+  try {
+    if (!(await stat(source)).isDirectory()) throw new Error('not a directory');
+    await copyDir(source, dest);
   } catch (err) {
     throw new BuilderError(`--source-dir: cannot copy ${source}: ${(err as Error).message}`);
   }

@@ -1,0 +1,41 @@
+// `builder lint pkg.apk...`: run the package linters on built packages.
+import { dirname } from 'node:path';
+import type { Command } from 'commander';
+import { failOnLintErrors, formatLintReport, lintPackage, type LintReport } from '../../lint/lint.ts';
+import { writeLintResults } from '../../lint/results.ts';
+import { collectLinterList, lintSettings } from '../../lint/settings.ts';
+import { LINTERS } from '../../lint/linters.ts';
+
+interface LintFlags {
+  lintRequire: string[];
+  lintWarn: string[];
+  persistLintResults: boolean;
+  json: boolean;
+}
+
+export function registerLintCommand(program: Command): void {
+  program
+    .command('lint')
+    .description('check built packages for common packaging mistakes')
+    .argument('<package...>', '.apk files')
+    .option('--lint-require <names>', 'linters whose findings are errors (comma-separated, repeatable)', collectLinterList, [])
+    .option('--lint-warn <names>', 'linters whose findings are only warnings (comma-separated, repeatable)', collectLinterList, [])
+    .option('--persist-lint-results', 'write lint-<name>-<version>.json next to each package', false)
+    .option('--json', 'print the reports as a JSON array', false)
+    .addHelpText(
+      'after',
+      `\nLinters (default severity):\n${LINTERS.map((l) => `  ${l.name.padEnd(14)} ${l.defaultSeverity.padEnd(8)} ${l.description}`).join('\n')}\n`,
+    )
+    .action(async (files: string[], flags: LintFlags) => {
+      const settings = lintSettings({ require: flags.lintRequire, warn: flags.lintWarn });
+      const reports: LintReport[] = [];
+      for (const file of files) {
+        const report = await lintPackage(file, { settings });
+        reports.push(report);
+        if (flags.persistLintResults) await writeLintResults(dirname(file), report);
+        if (!flags.json) process.stdout.write(`${formatLintReport(report).join('\n')}\n`);
+      }
+      if (flags.json) process.stdout.write(`${JSON.stringify(reports, null, 2)}\n`);
+      failOnLintErrors(reports);
+    });
+}
