@@ -1,20 +1,23 @@
 // One build, end to end: recipe → compiled plan → build root → runner → workspace → packages → index.
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
-import { access, constants, mkdir, rename, rm } from 'node:fs/promises';
+import { access, constants, mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { loadSigningKey, type SigningKey } from '../apk/keys.ts';
-import { type IndexEntry, updateApkIndex } from '../apk/index.ts';
-import { writeApk } from '../apk/writer.ts';
+import { loadSigningKey } from '../apk/keys.ts';
+import { updateApkIndex } from '../apk/index.ts';
 import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, StepFailedError } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
-import { type BuildPlan, type PackagePlan, type StepPlan } from '../pipeline/plan.ts';
+import type { BuildPlan, PackagePlan, StepPlan } from '../pipeline/plan.ts';
 import type { PodConfig, Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import { LineSplitter, Tail } from './lines.ts';
 import type { ProgressRenderer, Task, TaskContext } from './progress.ts';
+import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
+import { lintSettings } from '../lint/settings.ts';
+
+export type { BuiltPackage } from './package.ts';
 
 export interface BuildOptions {
   recipeFile: string;
@@ -34,14 +37,14 @@ export interface BuildOptions {
   debug: boolean;
   generateIndex: boolean;
   keepWorkspace: boolean;
+  /** Distribution namespace for SBOM purls (`pkg:apk/<namespace>/...`); default `unknown`. */
+  namespace?: string;
+  /** Linter names forced to errors / warnings (`--lint-require`, `--lint-warn`). */
+  lintRequire?: string[];
+  lintWarn?: string[];
+  persistLintResults?: boolean;
   progress: ProgressRenderer;
   signal?: AbortSignal;
-}
-
-export interface BuiltPackage {
-  name: string;
-  path: string;
-  entry: IndexEntry;
 }
 
 export interface BuildResult {
@@ -118,7 +121,19 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         title: 'Package',
         run: async (ctx) => {
           await runner.terminate();
-          built = await writePackages(plan, ws, archDir, key, options.sourceDateEpoch, ctx);
+          built = await writePackages({
+            plan,
+            treesDir: ws.outDir,
+            archDir,
+            signingKey: key,
+            sourceDateEpoch: options.sourceDateEpoch,
+            namespace: options.namespace ?? 'unknown',
+            lint: {
+              settingsFor: () => lintSettings({ require: options.lintRequire, warn: options.lintWarn }),
+              persist: options.persistLintResults ?? false,
+            },
+            log: (line) => ctx.output(line),
+          });
         },
       },
     ];
@@ -193,58 +208,6 @@ async function runStep(
     ws.log.write(`# exit code ${code}\n`);
     throw new StepFailedError(`step "${step.name}" of ${pkg.name} (${step.source}) failed with exit code ${code}`, code, tail.lines);
   }
-}
-
-async function writePackages(
-  plan: BuildPlan,
-  ws: Workspace,
-  archDir: string,
-  key: SigningKey | undefined,
-  sourceDateEpoch: number,
-  ctx: TaskContext,
-): Promise<BuiltPackage[]> {
-  // All packages are written under temp names first and renamed together, so a failure part way leaves
-  // nothing in the out dir.
-  const staged: { temp: string; final: string; built: BuiltPackage }[] = [];
-  try {
-    for (const pkg of plan.packages) {
-      const file = `${pkg.name}-${pkg.version}-r${pkg.epoch}.apk`;
-      const final = join(archDir, file);
-      const temp = join(archDir, `.${file}.${process.pid}.tmp`);
-      const result = await writeApk({
-        sourceDir: join(ws.outDir, pkg.name),
-        outputPath: temp,
-        signingKey: key,
-        sourceDateEpoch,
-        info: {
-          pkgname: pkg.name,
-          pkgver: `${pkg.version}-r${pkg.epoch}`,
-          arch: plan.arch,
-          origin: pkg.origin,
-          pkgdesc: pkg.description,
-          url: pkg.url,
-          commit: pkg.commit || undefined,
-          builddate: sourceDateEpoch > 0 ? sourceDateEpoch : undefined,
-          license: pkg.licenses,
-          depend: pkg.dependencies.runtime,
-          provides: pkg.dependencies.provides,
-          replaces: pkg.dependencies.replaces,
-          installIf: [],
-          providerPriority: pkg.dependencies.providerPriority,
-          replacesPriority: pkg.dependencies.replacesPriority,
-          triggers: pkg.triggerPaths,
-        },
-        controlFiles: Object.entries(pkg.scriptlets).map(([name, content]) => ({ name: `.${name}`, content, mode: 0o755 })),
-      });
-      staged.push({ temp, final, built: { name: pkg.name, path: final, entry: { ...result.info, checksum: result.checksum, fileSize: result.fileSize } } });
-      ctx.output(`${file} (${result.fileSize} bytes)`);
-    }
-    for (const s of staged) await rename(s.temp, s.final);
-  } catch (err) {
-    await Promise.all(staged.map((s) => rm(s.temp, { force: true })));
-    throw err;
-  }
-  return staged.map((s) => s.built);
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

@@ -41,7 +41,7 @@ describe('builder build examples/hello', () => {
     expect(await listFiles(out)).toEqual(['x86_64', 'x86_64/APKINDEX.tar.gz', 'x86_64/hello-1.0.0-r0.apk', 'x86_64/hello-doc-1.0.0-r0.apk']);
 
     const main = await readApk(join(out, 'x86_64/hello-1.0.0-r0.apk'));
-    expect(main.info).toMatchObject({ pkgname: 'hello', pkgver: '1.0.0-r0', arch: 'x86_64', origin: 'hello', provides: ['greeting=1.0.0'], license: ['Apache-2.0'] });
+    expect(main.info).toMatchObject({ pkgname: 'hello', pkgver: '1.0.0-r0', arch: 'x86_64', origin: 'hello', provides: ['cmd:hello=1.0.0-r0', 'greeting=1.0.0'], license: ['Apache-2.0'] });
     expect(main.signatures.map((s) => s.keyName)).toEqual(['test.rsa.pub']);
     const doc = await readApk(join(out, 'x86_64/hello-doc-1.0.0-r0.apk'));
     expect(doc.info).toMatchObject({ pkgname: 'hello-doc', origin: 'hello' });
@@ -66,7 +66,22 @@ describe('builder build examples/hello', () => {
     expect(await listFiles(out)).toEqual(['x86_64', 'x86_64/hello-1.0.0-r0.apk', 'x86_64/hello-doc-1.0.0-r0.apk']);
     const { listApkData } = await import('../../src/apk/reader.ts');
     const names = (await listApkData(join(out, "x86_64/hello-1.0.0-r0.apk"))).map((e: { name: string }) => e.name);
-    expect(names).toEqual(['usr', 'usr/bin', 'usr/bin/hello', 'usr/share']);
+    expect(names).toEqual([
+      'usr',
+      'usr/bin',
+      'usr/bin/hello',
+      'usr/share',
+      'var',
+      'var/lib',
+      'var/lib/db',
+      'var/lib/db/sbom',
+      'var/lib/db/sbom/hello-1.0.0-r0.spdx.json',
+    ]);
+    const main = await readApk(join(out, 'x86_64/hello-1.0.0-r0.apk'));
+    // Scanned dependencies and provides, merged with the declared ones.
+    expect(main.info.depend).toContain('so:libc.so.6');
+    expect(main.info.provides).toEqual(['cmd:hello=1.0.0-r0', 'greeting=1.0.0']);
+    expect(main.controlFiles.map((f) => f.name)).toEqual(['.melange.yaml']);
     const docNames = (await listApkData(join(out, 'x86_64/hello-doc-1.0.0-r0.apk'))).map((e) => e.name);
     expect(docNames).toContain('usr/share/man/man1/hello.1');
   });
