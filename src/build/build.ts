@@ -1,6 +1,8 @@
 // One build, end to end: recipe → compiled plan → build root → runner → workspace → packages → index.
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
-import { access, constants, mkdir } from 'node:fs/promises';
+import { access, constants, mkdir, rm } from 'node:fs/promises';
+import { extractTar } from '../archive/safe-extract.ts';
+import { prepareSources } from '../sources/prepare.ts';
 import { dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
@@ -8,7 +10,7 @@ import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, StepFailedError } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
-import type { BuildPlan, PackagePlan, StepPlan } from '../pipeline/plan.ts';
+import { type BuildPlan, isArchTargeted, type PackagePlan, type StepPlan } from '../pipeline/plan.ts';
 import type { PodConfig, Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import { LineSplitter, Tail } from './lines.ts';
@@ -28,6 +30,10 @@ export interface BuildOptions {
   environmentProvider: EnvironmentProvider;
   outDir: string;
   signingKey?: string;
+  /** Extra pipeline definition directories searched before the built-ins (`--pipeline-dir`). */
+  pipelineDirs?: string[];
+  /** Recipe `options` to enable (`--build-option`). */
+  buildOptions?: string[];
   /** Copied into the workspace; defaults to the recipe's folder. */
   sourceDir?: string;
   cacheDir: string;
@@ -70,8 +76,17 @@ const STEP_TAIL = 25;
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const recipeFile = resolve(options.recipeFile);
-  const plan = compileRecipe(await loadRecipe(options.recipeFile), { arch: options.arch });
+  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
+    arch: options.arch,
+    pipelineDirs: options.pipelineDirs,
+    buildOptions: options.buildOptions,
+  });
   const main = plan.packages[0]!;
+  for (const s of plan.skippedPackages) options.progress.note(`skipping subpackage ${s.name}: ${s.reason}`);
+  if (!isArchTargeted(plan)) {
+    options.progress.note(`skipping ${main.name}: package.target-architecture (${plan.targetArchitecture.join(', ')}) excludes ${plan.arch}`);
+    return { plan, packages: [] };
+  }
   const archDir = resolve(options.outDir, plan.arch);
   // Everything that can be checked before running anything is checked first.
   await ensureWritableDir(archDir, '--out-dir');
@@ -79,6 +94,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const runner = await selectRunner(options.runner, options.runners);
   await mkdir(options.cacheDir, { recursive: true });
 
+  // package.timeout bounds the whole build, like Ctrl-C would: steps are killed and everything cleaned up.
+  const timeout = plan.timeout ? AbortSignal.timeout(plan.timeout * 1000) : undefined;
+  const signals = [options.signal, timeout].filter((x): x is AbortSignal => x !== undefined);
+  const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
   let workspace: Workspace | undefined;
   let root: PreparedRoot | undefined;
   let keep = options.keepWorkspace;
@@ -95,10 +114,24 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     const ws = workspace;
     const tasks: Task[] = [
       {
+        title: 'Fetch sources',
+        skip: plan.sources.length > 0 ? undefined : 'no sources',
+        run: async (ctx) => {
+          await prepareSources(plan, { cacheDir: options.cacheDir, baseDir: dirname(recipeFile), log: (l) => ctx.output(l), signal });
+        },
+      },
+      {
         title: 'Prepare build root',
         run: async (ctx) => {
           root = await options.environmentProvider.prepare(
-            { repositories: plan.environment.repositories, keyring: plan.environment.keyring, packages: plan.environment.packages, arch: plan.arch },
+            {
+              repositories: plan.environment.repositories,
+              keyring: plan.environment.keyring,
+              packages: plan.environment.packages,
+              arch: plan.arch,
+              accounts: plan.environment.accounts,
+              baseDir: dirname(recipeFile),
+            },
             (line) => ctx.output(line),
           );
           ctx.output(root.description);
@@ -114,12 +147,13 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         skip: pkg.steps.length === 0 ? 'no steps' : undefined,
         subtasks: pkg.steps.map((step, i) => ({
           title: `${i + 1}/${pkg.steps.length} ${step.name}`,
-          run: (ctx) => runStep(runner, plan, pkg, step, ws, ctx, options),
+          run: (ctx) => runStep(runner, plan, pkg, step, ws, ctx, { ...options, signal }),
         })),
       })),
       {
         title: 'Package',
         run: async (ctx) => {
+          await retrieveWorkspace(runner, ws);
           await runner.terminate();
           built = await writePackages({
             plan,
@@ -128,8 +162,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             signingKey: key,
             sourceDateEpoch: options.sourceDateEpoch,
             namespace: options.namespace ?? 'unknown',
+            sources: plan.sources,
             lint: {
-              settingsFor: () => lintSettings({ require: options.lintRequire, warn: options.lintWarn }),
+              settingsFor: (pkg) =>
+                lintSettings({ enabled: pkg.checks.enabled, disabled: pkg.checks.disabled, require: options.lintRequire, warn: options.lintWarn }),
               persist: options.persistLintResults ?? false,
             },
             log: (line) => ctx.output(line),
@@ -150,7 +186,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     await options.progress.run(tasks);
   } catch (err) {
     if (workspace && !options.signal?.aborted) keep = true;
-    throw new BuildFailedError(err, keep ? workspace?.root : undefined);
+    const timedOut = timeout?.aborted && !options.signal?.aborted;
+    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded package.timeout (${plan.timeout}s)`, { cause: err }) : err;
+    throw new BuildFailedError(cause, keep ? workspace?.root : undefined);
   } finally {
     await runner.terminate().catch(() => undefined);
     await root?.release().catch(() => undefined);
@@ -208,6 +246,15 @@ async function runStep(
     ws.log.write(`# exit code ${code}\n`);
     throw new StepFailedError(`step "${step.name}" of ${pkg.name} (${step.source}) failed with exit code ${code}`, code, tail.lines);
   }
+}
+
+/** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */
+async function retrieveWorkspace(runner: Runner, ws: Workspace): Promise<void> {
+  const tar = await runner.workspaceTar();
+  if (!tar) return;
+  await rm(ws.outDir, { recursive: true, force: true });
+  await mkdir(ws.outDir, { recursive: true });
+  await extractTar(tar, { dest: ws.outDir, where: `workspace from the ${runner.name} runner` });
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

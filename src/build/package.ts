@@ -11,7 +11,7 @@ import { writeApk } from '../apk/writer.ts';
 import { failOnLintErrors, formatLintReport, lintPackage, type LintReport } from '../lint/lint.ts';
 import { writeLintResults } from '../lint/results.ts';
 import type { LintSettings } from '../lint/settings.ts';
-import type { BuildPlan, PackagePlan } from '../pipeline/plan.ts';
+import type { BuildPlan, PackagePlan, SourcePlan } from '../pipeline/plan.ts';
 import { writeSbom } from '../sbom/spdx.ts';
 
 export interface BuiltPackage {
@@ -29,6 +29,8 @@ export interface PackageStageOptions {
   sourceDateEpoch: number;
   /** Distribution namespace for SBOM purls. */
   namespace: string;
+  /** Where the sources came from, recorded in each SBOM. */
+  sources: SourcePlan[];
   lint: { settingsFor: (pkg: PackagePlan) => LintSettings; persist: boolean };
   log: (line: string) => void;
 }
@@ -47,7 +49,11 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
       arch: plan.arch,
       namespace: o.namespace,
       licenses: pkg.licenses,
-      sources: [],
+      sources: o.sources.map((s) =>
+        s.kind === 'fetch'
+          ? { uri: s.uri, ...(s.sha256 ? { sha256: s.sha256 } : {}), ...(s.sha512 ? { sha512: s.sha512 } : {}) }
+          : { repository: s.repository, commit: s.expectedCommit ?? '' },
+      ),
       sourceDateEpoch: o.sourceDateEpoch,
       description: pkg.description,
       url: pkg.url,

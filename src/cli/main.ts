@@ -4,6 +4,13 @@ import { Command, CommanderError } from 'commander';
 import { BuilderError, ConfigError, UsageError } from '../errors.ts';
 import { registerApkCommands } from './commands/apk.ts';
 import { registerBuildCommand } from './commands/build.ts';
+import { registerInitramfsCommand } from './commands/initramfs.ts';
+import { registerCacheCommand } from './commands/cache.ts';
+import { registerCompileCommand } from './commands/compile.ts';
+import { registerPipelinesCommand } from './commands/pipelines.ts';
+import { registerQueryCommand } from './commands/query.ts';
+import { registerLintCommand } from './commands/lint.ts';
+import { registerScanCommand } from './commands/scan.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('builder')
@@ -14,7 +21,14 @@ const program = new Command('builder')
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 registerBuildCommand(program);
+registerCacheCommand(program);
+registerCompileCommand(program);
+registerQueryCommand(program);
+registerPipelinesCommand(program);
 registerApkCommands(program);
+registerInitramfsCommand(program);
+registerScanCommand(program);
+registerLintCommand(program);
 program
   .command('version')
   .description('print the version of builder and of the Node.js running it')

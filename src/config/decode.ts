@@ -46,6 +46,34 @@ export const int: Decoder<number> = (node, path, problems) => {
   return Number.parseInt(value, 10);
 };
 
+const DURATION_UNITS: Record<string, number> = { ns: 1e-9, us: 1e-6, 'µs': 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+
+/**
+ * A duration in seconds: Go's duration syntax (`90m`, `1h30m`, `2.5h`), as melange's `time.Duration` fields
+ * take it, or a bare integer, read as seconds.
+ */
+export const duration: Decoder<number> = (node, path, problems) => {
+  const value = str(node, path, problems);
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number.parseInt(text, 10);
+  const part = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/y;
+  let seconds = 0;
+  let at = 0;
+  while (at < text.length) {
+    part.lastIndex = at;
+    const m = part.exec(text);
+    if (!m) break;
+    seconds += Number.parseFloat(m[1]!) * DURATION_UNITS[m[2]!]!;
+    at = part.lastIndex;
+  }
+  if (text === '' || at !== text.length) {
+    problems.add(node.loc, path, `expected a duration such as "90m" or "2h", or a number of seconds, found "${value}"`);
+    return undefined;
+  }
+  return seconds;
+};
+
 const TRUE = new Set(['true', 'True', 'TRUE', 'yes', 'on', '1']);
 const FALSE = new Set(['false', 'False', 'FALSE', 'no', 'off', '0', '']);
 export const bool: Decoder<boolean> = (node, path, problems) => {

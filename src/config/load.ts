@@ -2,7 +2,7 @@
 import { ConfigError } from '../errors.ts';
 import { Problems } from './decode.ts';
 import { type PipelineStep, type Recipe, recipeDecoder } from './schema.ts';
-import { readYamlFile } from './yaml-source.ts';
+import { parseYaml, readYamlFile, type YNode } from './yaml-source.ts';
 
 export const PACKAGE_NAME = /^[a-zA-Z\d][a-zA-Z\d+_.-]*$/;
 
@@ -12,7 +12,15 @@ export interface LoadedRecipe {
 }
 
 export async function loadRecipe(file: string): Promise<LoadedRecipe> {
-  const root = await readYamlFile(file);
+  return decodeRecipe(await readYamlFile(file), file);
+}
+
+/** A recipe from text already in memory; `file` names it in errors. */
+export function parseRecipe(text: string, file: string): LoadedRecipe {
+  return decodeRecipe(parseYaml(text, file), file);
+}
+
+function decodeRecipe(root: YNode, file: string): LoadedRecipe {
   const problems = new Problems();
   const recipe = recipeDecoder(root, '', problems);
   if (recipe) checkRecipe(recipe, problems);
@@ -41,7 +49,9 @@ function checkRecipe(recipe: Recipe, problems: Problems): void {
     const path = `subpackages[${i}]`;
     checkSteps(sub.pipeline ?? [], `${path}.pipeline`, problems);
     const name = sub.name?.value;
-    if (!name || sub.range) return; // ranged names are checked after expansion
+    // Ranged and substituted names are checked after expansion, and names under `if` only among the
+    // subpackages that are built (two subpackages may share a name under opposite conditions).
+    if (!name || sub.range || sub.if) return;
     if (!name.includes('${{') && !PACKAGE_NAME.test(name)) {
       problems.add(sub.name!.loc, `${path}.name`, `invalid package name "${name}"`);
     }
@@ -58,6 +68,7 @@ export function checkSteps(steps: PipelineStep[], path: string, problems: Proble
     const p = `${path}[${i}]`;
     if (s.uses && s.runs) problems.add(s.loc, p, 'a step cannot have both "uses" and "runs"');
     if (s.with && !s.uses) problems.add(s.loc, p, '"with" needs "uses"');
+    if (s.uses && s.pipeline) problems.add(s.loc, p, 'a step cannot have both "uses" and "pipeline"');
     if (s.pipeline) checkSteps(s.pipeline, `${p}.pipeline`, problems);
   });
 }

@@ -5,6 +5,7 @@ import {
   type Decoded,
   type Decoder,
   dict,
+  duration,
   int,
   lazy,
   list,
@@ -68,27 +69,33 @@ export interface PipelineStep {
   label?: string;
 }
 export type PipelineInput = Decoded<typeof inputShape>;
-const inputShape = { description: str, default: str, required: bool };
+const inputShape = { description: str, default: sourced, required: bool };
 
-const stepShape = {
-  name: sourced,
-  uses: sourced,
-  with: sourcedDict,
-  runs: sourced,
-  pipeline: lazy(() => pipeline),
-  if: sourced,
-  'working-directory': sourced,
-  environment: sourcedDict,
-  needs: obj({ packages: list(sourced) }),
-  assertions: obj({ 'required-steps': int }),
-  inputs: dict(obj(inputShape)),
-  label: str,
-};
-const step = obj(stepShape) as Decoder<PipelineStep>;
+/** The step keys; `lenient` decodes nested steps of pipeline definition files the way melange does. */
+function stepShapeOf(lenient: boolean) {
+  const self: Decoder<PipelineStep[]> = lazy(() => (lenient ? lenientPipeline : pipeline));
+  return {
+    name: sourced,
+    uses: sourced,
+    with: sourcedDict,
+    runs: sourced,
+    pipeline: self,
+    if: sourced,
+    'working-directory': sourced,
+    environment: sourcedDict,
+    needs: obj({ packages: list(sourced) }, { lenient }),
+    assertions: obj({ 'required-steps': int }, { lenient }),
+    inputs: dict(obj(inputShape, { lenient })),
+    label: str,
+  };
+}
+const step = obj(stepShapeOf(false)) as Decoder<PipelineStep>;
+const lenientStep = obj(stepShapeOf(true), { lenient: true }) as Decoder<PipelineStep>;
 const pipeline: Decoder<PipelineStep[]> = list(step);
+const lenientPipeline: Decoder<PipelineStep[]> = list(lenientStep);
 
 const accounts = obj({
-  'run-as': str,
+  'run-as': sourced,
   users: list(obj({ username: str, uid: int, gid: int, shell: str, homedir: str }, { required: ['username'] })),
   groups: list(obj({ groupname: str, gid: int, members: strings }, { required: ['groupname'] })),
 });
@@ -141,7 +148,7 @@ const packageShape = {
   checks,
   annotations: stringMap,
   cpe,
-  timeout: int,
+  timeout: duration,
   setcap: list(setcap),
 };
 
@@ -207,8 +214,38 @@ export const recipeShape = {
 
 export const recipeDecoder = obj(recipeShape, { required: ['package'] });
 
-/** A pipeline definition file (`uses:` target). Read leniently, like melange does. */
-export const pipelineDefinitionDecoder = obj(stepShape, { lenient: true }) as Decoder<PipelineStep>;
+/**
+ * Where a pipeline definition's source comes from, fetched on the host before the sandbox starts (a builder
+ * extension to melange's definition format; the sandbox step finds the result at `${{source.path}}`).
+ */
+export interface SourceConfig {
+  loc: SourceLocation;
+  fetch?: Decoded<typeof fetchSourceShape>;
+  git?: Decoded<typeof gitSourceShape>;
+}
+const fetchSourceShape = { uri: sourced, 'expected-sha256': sourced, 'expected-sha512': sourced };
+const gitSourceShape = {
+  repository: sourced,
+  branch: sourced,
+  tag: sourced,
+  'expected-commit': sourced,
+  depth: sourced,
+  'recurse-submodules': sourced,
+  'cherry-picks': sourced,
+};
+const sourceDecoder = obj({ fetch: obj(fetchSourceShape), git: obj(gitSourceShape) }) as Decoder<SourceConfig>;
+
+/** A pipeline definition file (`uses:` target): a step plus documentation and an optional host-side source. */
+export interface PipelineDefinitionConfig extends PipelineStep {
+  description?: Sourced;
+  source?: SourceConfig;
+}
+
+/** Pipeline definition files are read leniently, like melange does: unknown keys are ignored. */
+export const pipelineDefinitionDecoder = obj(
+  { ...stepShapeOf(true), description: sourced, source: sourceDecoder },
+  { lenient: true },
+) as Decoder<PipelineDefinitionConfig>;
 
 export type Recipe = Decoded<typeof recipeShape>;
 export type PackageConfig = NonNullable<Recipe['package']>;
@@ -217,3 +254,4 @@ export type EnvironmentConfig = NonNullable<Recipe['environment']>;
 export type Dependencies = NonNullable<PackageConfig['dependencies']>;
 export type Scriptlets = NonNullable<PackageConfig['scriptlets']>;
 export type TestConfig = NonNullable<Recipe['test']>;
+export type Checks = NonNullable<PackageConfig['checks']>;

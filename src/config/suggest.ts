@@ -15,19 +15,32 @@ export function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-/** The closest candidate, if it is close enough to be a plausible typo. */
+/** The closest candidate, if it is close enough to be a plausible typo or abbreviation. */
 export function nearest(word: string, candidates: Iterable<string>): string | undefined {
+  const w = word.toLowerCase();
   let best: string | undefined;
-  let bestDistance = Infinity;
+  let bestScore = Infinity;
   for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase());
-    if (d < bestDistance) {
+    const l = c.toLowerCase();
+    let score = editDistance(w, l);
+    // An abbreviation (`working-dir`, `opts` for `options`) is as plausible as a one-letter typo.
+    if (Math.min(w.length, l.length) >= 3 && (l.startsWith(w) || w.startsWith(l) || isSubsequence(w, l) || isSubsequence(l, w))) {
+      score = Math.min(score, 1.5);
+    }
+    if (score < bestScore) {
       best = c;
-      bestDistance = d;
+      bestScore = score;
     }
   }
   const limit = Math.max(2, Math.floor(word.length / 3));
-  return bestDistance <= limit ? best : undefined;
+  return bestScore <= limit ? best : undefined;
+}
+
+function isSubsequence(short: string, long: string): boolean {
+  if (short.length > long.length || short[0] !== long[0]) return false;
+  let i = 0;
+  for (const ch of long) if (ch === short[i]) i++;
+  return i === short.length;
 }
 
 export function didYouMean(word: string, candidates: Iterable<string>): string {

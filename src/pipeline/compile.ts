@@ -1,177 +1,688 @@
-// Recipe → build plan. All substitutions happen here; every problem of the recipe is reported together.
-import { type Problems as ProblemsT, Problems, type Sourced } from '../config/decode.ts';
-import type { LoadedRecipe } from '../config/load.ts';
-import type { PipelineStep, Recipe, SubpackageConfig } from '../config/schema.ts';
+// Recipe → build plan. All substitutions, `uses` resolution, `if` conditions and range expansion happen here;
+// every problem of the recipe (and of the pipeline definitions it uses) is reported together.
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { Problems, type Sourced } from '../config/decode.ts';
+import { type LoadedRecipe, PACKAGE_NAME } from '../config/load.ts';
+import type { Checks, Dependencies, PipelineStep, Recipe, Scriptlets, SourceConfig, SubpackageConfig, TestConfig } from '../config/schema.ts';
+import { didYouMean } from '../config/suggest.ts';
 import { ConfigError, formatLocation, UsageError } from '../errors.ts';
-import { archInfo, knownArches } from './arch.ts';
-import { type BuildPlan, DEFAULT_PATH, type PackagePlan, type StepPlan, OUT_DIR, WORKSPACE } from './plan.ts';
-import { substitute, type Scope } from './substitute.ts';
+import { unknownLinterNames, validLinterNames } from '../lint/settings.ts';
+import { type ArchInfo, archInfo, knownArches } from './arch.ts';
+import { ConditionSyntaxError, evaluateCondition } from './condition.ts';
+import { type PipelineDefinition, PipelineLibrary } from './library.ts';
+import {
+  type AccountsPlan,
+  type BuildPlan,
+  CACHE_MOUNT,
+  DEFAULT_PATH,
+  type DependenciesPlan,
+  type EnvironmentPlan,
+  type GitSourcePlan,
+  OUT_DIR,
+  type PackagePlan,
+  type SourcePlan,
+  type StepPlan,
+  type TestPlan,
+  WORKSPACE,
+} from './plan.ts';
+import { layer, resolveName, type Scope, substitute } from './substitute.ts';
 
 export interface CompileOptions {
   arch: string;
+  /** `--pipeline-dir` directories, searched in order before the built-in pipelines. */
+  pipelineDirs?: string[];
+  /** A library to share between compilations (its definitions are read once); overrides `pipelineDirs`. */
+  library?: PipelineLibrary;
+  /** Names of the recipe's `options` to enable (`--build-option`). */
+  buildOptions?: string[];
 }
 
 export function compileRecipe(loaded: LoadedRecipe, options: CompileOptions): BuildPlan {
   const arch = archInfo(options.arch);
   if (!arch) throw new UsageError(`--arch: unknown architecture "${options.arch}" (known: ${knownArches().join(', ')})`);
-  const { recipe, file } = loaded;
-  const problems = new Problems();
-  const pkg = recipe.package!;
-  const name = pkg.name!.value;
-  const version = pkg.version!.value;
-  const epoch = pkg.epoch ?? 0;
-
-  const base = new Map<string, string>([
-    ['package.name', name],
-    ['package.version', version],
-    ['package.epoch', String(epoch)],
-    ['package.full-version', `${version}-r${epoch}`],
-    ['package.description', pkg.description?.value ?? ''],
-    ['package.srcdir', WORKSPACE],
-    ['targets.outdir', OUT_DIR],
-    ['targets.destdir', `${OUT_DIR}/${name}`],
-    ['build.arch', arch.arch],
-    ['build.goarch', arch.goarch],
-    ['host.triplet.gnu', arch.gnuTriplet],
-    ['host.triplet.rust', arch.rustTriplet],
-  ]);
-  for (const [k, v] of Object.entries(recipe.vars ?? {})) base.set(`vars.${k}`, v);
-  applyVarTransforms(recipe, base, problems);
-  rejectUnsupported(recipe, problems);
-
-  const envBase: Record<string, string> = { PATH: DEFAULT_PATH, HOME: WORKSPACE };
-  for (const [k, v] of Object.entries(recipe.environment?.environment ?? {})) {
-    envBase[k] = substitute(v, base, `environment.environment.${k}`, problems);
-  }
-
-  const mainScope = withContext(base, name, name);
-  const main: PackagePlan = {
-    name,
-    version,
-    epoch,
-    origin: name,
-    description: pkg.description?.value ?? '',
-    url: pkg.url?.value ?? '',
-    commit: pkg.commit ?? '',
-    licenses: (pkg.copyright ?? []).map((c) => c.license ?? '').filter((l) => l !== ''),
-    dependencies: dependencyPlan(pkg.dependencies, mainScope, 'package.dependencies', problems),
-    options: optionsPlan(pkg.options),
-    ...scriptletPlan(pkg.scriptlets),
-    steps: compileSteps(recipe.pipeline ?? [], 'pipeline', mainScope, { workdir: WORKSPACE, env: {} }, problems),
-  };
-  const packages = [main];
-  (recipe.subpackages ?? []).forEach((sub, i) => {
-    packages.push(compileSubpackage(recipe, sub, `subpackages[${i}]`, base, main, problems));
-  });
-
-  if (problems.list.length > 0) throw new ConfigError(problems.list);
-  return {
-    recipeFile: file,
-    arch: arch.arch,
-    environment: {
-      repositories: recipe.environment?.contents?.repositories ?? [],
-      keyring: recipe.environment?.contents?.keyring ?? [],
-      packages: (recipe.environment?.contents?.packages ?? []).map((p) => substitute(p, base, 'environment.contents.packages', problems)),
-      env: envBase,
-      runAs: { uid: 1000, gid: 1000 },
-    },
-    capabilities: { add: recipe.capabilities?.add ?? [], drop: recipe.capabilities?.drop ?? [] },
-    resources: { ...stripLoc(pkg.resources) },
-    packages,
-  };
+  const library = options.library ?? new PipelineLibrary(options.pipelineDirs ?? []);
+  return new Compilation(loaded, arch, library, options.buildOptions ?? []).run();
 }
 
-function compileSubpackage(
-  recipe: Recipe,
-  sub: SubpackageConfig,
-  path: string,
-  base: Scope,
-  main: PackagePlan,
-  problems: ProblemsT,
-): PackagePlan {
-  const name = substitute(sub.name!, base, `${path}.name`, problems);
-  const scope = withContext(base, name, main.name);
-  return {
-    name,
-    version: main.version,
-    epoch: main.epoch,
-    origin: main.name,
-    description: sub.description ? substitute(sub.description, scope, `${path}.description`, problems) : main.description,
-    url: sub.url?.value ?? main.url,
-    commit: sub.commit ?? main.commit,
-    licenses: sub.copyright ? sub.copyright.map((c) => c.license ?? '').filter((l) => l !== '') : main.licenses,
-    dependencies: dependencyPlan(sub.dependencies, scope, `${path}.dependencies`, problems),
-    options: optionsPlan(sub.options),
-    ...scriptletPlan(sub.scriptlets),
-    steps: compileSteps(sub.pipeline ?? [], `${path}.pipeline`, scope, { workdir: WORKSPACE, env: {} }, problems),
-  };
+/** Inputs whose values must be hex digests of a fixed length (melange checks these for every pipeline). */
+const HEX_INPUTS: Record<string, number> = { 'expected-sha256': 64, 'expected-sha512': 128, 'expected-commit': 40 };
+const HEX = /^[0-9a-fA-F]+$/;
+
+/** What the steps of one package (or one test) produce besides their scripts. */
+interface Sink {
+  steps: StepPlan[];
+  needs: string[];
+  sources: SourcePlan[];
+}
+
+/** What a step passes down to the steps nested in it. */
+interface Frame {
+  scope: Scope;
+  workdir: string;
+  env: Record<string, string>;
+  /** Where the recipe asked for the step, `file:line:col`. */
+  origin: string;
+  /** Inside a pipeline definition: its display label and the chain of `uses` names. */
+  label?: string;
+  uses?: string;
+  stack: string[];
+}
+
+interface SubpackageInstance {
+  sub: SubpackageConfig;
+  path: string;
+  scope: Scope;
+  name: string;
+  /** Set when the name was checked by the loader already (no range, no `if`). */
+  rawName?: string;
+}
+
+class Compilation {
+  private readonly problems = new Problems();
+  private readonly recipe: Recipe;
+  private readonly file: string;
+  private readonly arch: ArchInfo;
+  private readonly library: PipelineLibrary;
+  private readonly buildOptions: string[];
+
+  constructor(loaded: LoadedRecipe, arch: ArchInfo, library: PipelineLibrary, buildOptions: string[]) {
+    this.recipe = loaded.recipe;
+    this.file = loaded.file;
+    this.arch = arch;
+    this.library = library;
+    this.buildOptions = buildOptions;
+  }
+
+  run(): BuildPlan {
+    const { recipe } = this;
+    const pkg = recipe.package!;
+    const name = pkg.name!.value;
+    const version = pkg.version!.value;
+    const epoch = pkg.epoch ?? 0;
+    const declaredOptions = recipe.options ?? {};
+    for (const opt of this.buildOptions) {
+      if (!Object.hasOwn(declaredOptions, opt)) {
+        const known = Object.keys(declaredOptions);
+        throw new UsageError(
+          `--build-option: the recipe has no option "${opt}"${didYouMean(opt, known)}${known.length ? ` (options: ${known.join(', ')})` : ' (it declares no options)'}`,
+        );
+      }
+    }
+
+    const base = this.baseScope(name, version, epoch);
+    const envPackages = this.environmentPackages(base);
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: WORKSPACE };
+    for (const [k, v] of Object.entries(recipe.environment?.environment ?? {})) {
+      env[k] = substitute(v, base, `environment.environment.${k}`, this.problems);
+    }
+
+    const instances = this.expandSubpackages(base, name);
+    const skippedPackages: BuildPlan['skippedPackages'] = [];
+    const built = instances.filter((inst) => {
+      if (!inst.sub.if) return true;
+      const run = this.condition(inst.sub.if, inst.scope, `${inst.path}.if`);
+      if (!run) skippedPackages.push({ name: inst.name, reason: `if: ${inst.sub.if.value.trim()} (${formatLocation(inst.sub.if.loc)})` });
+      return run;
+    });
+    this.checkPackageNames(name, built);
+    for (const n of [name, ...built.map((b) => b.name)]) base.set(`targets.package.${n}`, `${OUT_DIR}/${n}`);
+
+    const mainScope = contextScope(base, name, undefined);
+    const sink: Sink = { steps: [], needs: [], sources: [] };
+    const main: PackagePlan = {
+      name,
+      version,
+      epoch,
+      origin: name,
+      description: pkg.description ? substitute(pkg.description, mainScope, 'package.description', this.problems) : '',
+      url: pkg.url ? substitute(pkg.url, mainScope, 'package.url', this.problems) : '',
+      commit: pkg.commit ?? '',
+      licenses: licensesOf(pkg.copyright),
+      dependencies: this.dependencies(pkg.dependencies, mainScope, 'package.dependencies'),
+      options: optionsPlan(pkg.options),
+      checks: this.checks(pkg.checks, 'package.checks'),
+      ...scriptletPlan(pkg.scriptlets),
+      steps: this.packageSteps(recipe.pipeline ?? [], 'pipeline', mainScope, sink),
+      ...this.testPlan(recipe.test, 'test', mainScope, name),
+    };
+    const packages = [main];
+    for (const inst of built) packages.push(this.subpackage(inst, main, sink));
+
+    const accounts = this.accounts();
+    const runAs = this.runAs(accounts);
+    if (this.problems.list.length > 0) throw new ConfigError(dedupe(this.problems.list));
+    const environment: EnvironmentPlan = {
+      repositories: recipe.environment?.contents?.repositories ?? [],
+      keyring: recipe.environment?.contents?.keyring ?? [],
+      packages: unique([...envPackages, ...sink.needs]),
+      env,
+      runAs,
+      accounts,
+    };
+    return {
+      recipeFile: this.file,
+      arch: this.arch.arch,
+      environment,
+      capabilities: { add: recipe.capabilities?.add ?? [], drop: recipe.capabilities?.drop ?? [] },
+      resources: resourcesOf(pkg.resources),
+      sources: sink.sources,
+      packages,
+      skippedPackages,
+      targetArchitecture: pkg['target-architecture'] ?? [],
+      buildOptions: [...this.buildOptions],
+      ...(pkg.timeout !== undefined ? { timeout: pkg.timeout } : {}),
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Names
+
+  private baseScope(name: string, version: string, epoch: number): Map<string, string> {
+    const { arch, recipe } = this;
+    const musl = (triplet: string) => triplet.replace(/-gnu$/, '-musl');
+    const base = new Map<string, string>([
+      ['package.name', name],
+      ['package.version', version],
+      ['package.epoch', String(epoch)],
+      ['package.full-version', `${version}-r${epoch}`],
+      ['package.description', recipe.package?.description?.value ?? ''],
+      ['package.srcdir', WORKSPACE],
+      ['targets.outdir', OUT_DIR],
+      ['targets.destdir', `${OUT_DIR}/${name}`],
+      ['build.arch', arch.arch],
+      ['build.goarch', arch.goarch],
+      ['host.triplet.gnu', arch.gnuTriplet],
+      ['host.triplet.rust', arch.rustTriplet],
+      ['cross.triplet.gnu.glibc', arch.gnuTriplet],
+      ['cross.triplet.gnu.musl', musl(arch.gnuTriplet)],
+      ['cross.triplet.rust.glibc', arch.rustTriplet],
+      ['cross.triplet.rust.musl', musl(arch.rustTriplet)],
+    ]);
+    for (const [k, v] of Object.entries(recipe.vars ?? {})) base.set(`vars.${k}`, v);
+    for (const opt of Object.keys(recipe.options ?? {})) base.set(`options.${opt}.enabled`, 'false');
+    for (const opt of this.buildOptions) {
+      base.set(`options.${opt}.enabled`, 'true');
+      for (const [k, v] of Object.entries(recipe.options?.[opt]?.vars ?? {})) base.set(`vars.${k}`, v);
+    }
+    this.applyVarTransforms(base);
+    return base;
+  }
+
+  private applyVarTransforms(scope: Map<string, string>): void {
+    (this.recipe['var-transforms'] ?? []).forEach((t, i) => {
+      const path = `var-transforms[${i}]`;
+      const from = substitute(t.from!, scope, `${path}.from`, this.problems);
+      const re = goRegExp(t.match!.value);
+      if (typeof re === 'string') {
+        this.problems.add(t.match!.loc, `${path}.match`, `invalid regular expression "${t.match!.value}": ${re}`);
+        return;
+      }
+      scope.set(`vars.${t.to}`, from.replace(re, (...args: unknown[]) => expandGoTemplate(t.replace ?? '', args)));
+    });
+  }
+
+  private environmentPackages(base: Scope): string[] {
+    const listed = (this.recipe.environment?.contents?.packages ?? []).map((p) =>
+      substitute(p, base, 'environment.contents.packages', this.problems),
+    );
+    let packages = listed;
+    for (const opt of this.buildOptions) {
+      const change = this.recipe.options?.[opt]?.environment?.contents?.packages;
+      const remove = new Set(change?.remove ?? []);
+      packages = [...packages.filter((p) => !remove.has(p)), ...(change?.add ?? [])];
+    }
+    return packages.filter((p) => p !== '');
+  }
+
+  private accounts(): AccountsPlan {
+    const acc = this.recipe.environment?.accounts;
+    const users: AccountsPlan['users'] = (acc?.users ?? []).map((u) => ({
+      username: u.username ?? '',
+      ...(u.uid !== undefined ? { uid: u.uid } : {}),
+      ...(u.gid !== undefined ? { gid: u.gid } : {}),
+      ...(u.shell !== undefined ? { shell: u.shell } : {}),
+      ...(u.homedir !== undefined ? { homedir: u.homedir } : {}),
+    }));
+    const groups: AccountsPlan['groups'] = (acc?.groups ?? []).map((g) => ({
+      groupname: g.groupname ?? '',
+      ...(g.gid !== undefined ? { gid: g.gid } : {}),
+      members: g.members ?? [],
+    }));
+    // melange always adds the build user and group the steps run as.
+    if (!groups.some((g) => g.groupname === 'build')) groups.push({ groupname: 'build', gid: 1000, members: ['build'] });
+    if (!users.some((u) => u.username === 'build')) users.push({ username: 'build', uid: 1000, gid: 1000 });
+    return { ...(acc?.['run-as']?.value ? { runAs: acc['run-as'].value } : {}), users, groups };
+  }
+
+  private runAs(accounts: AccountsPlan): { uid: number; gid: number } {
+    const who = accounts.runAs;
+    if (who === undefined || who === '') return { uid: 1000, gid: 1000 };
+    if (who === 'root') return { uid: 0, gid: 0 };
+    const user = accounts.users.find((u) => u.username === who || (u.uid !== undefined && String(u.uid) === who));
+    if (user) {
+      const uid = user.uid ?? (/^\d+$/.test(who) ? Number(who) : 1000);
+      return { uid, gid: user.gid ?? uid };
+    }
+    if (/^\d+$/.test(who)) return { uid: Number(who), gid: Number(who) };
+    const loc = this.recipe.environment?.accounts?.['run-as']?.loc ?? this.recipe.loc;
+    this.problems.add(loc, 'environment.accounts.run-as', `run-as "${who}" names no user of environment.accounts.users`);
+    return { uid: 1000, gid: 1000 };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Subpackages
+
+  private expandSubpackages(base: Scope, mainName: string): SubpackageInstance[] {
+    const data = new Map<string, Record<string, string>>();
+    (this.recipe.data ?? []).forEach((d, i) => {
+      const name = d.name ?? '';
+      if (data.has(name)) this.problems.add(d.loc, `data[${i}].name`, `duplicate data name "${name}"`);
+      else data.set(name, d.items ?? {});
+    });
+    const out: SubpackageInstance[] = [];
+    (this.recipe.subpackages ?? []).forEach((sub, i) => {
+      const path = `subpackages[${i}]`;
+      const add = (scope: Scope, where: string, loaderChecked: boolean) => {
+        const name = substitute(sub.name!, scope, `${where}.name`, this.problems);
+        out.push({ sub, path: where, scope: contextScope(scope, name, mainName), name, ...(loaderChecked ? { rawName: sub.name!.value } : {}) });
+      };
+      if (!sub.range) {
+        add(base, path, !sub.if);
+        return;
+      }
+      const items = data.get(sub.range.value);
+      if (!items) {
+        const known = [...data.keys()];
+        this.problems.add(
+          sub.range.loc,
+          `${path}.range`,
+          `range "${sub.range.value}" names no data entry${didYouMean(sub.range.value, known)}${known.length === 0 ? ' (the recipe has no "data")' : ''}`,
+        );
+        return;
+      }
+      for (const key of Object.keys(items).sort()) {
+        const scope = layer(base, new Map([['range.key', key], ['range.value', items[key] ?? '']]));
+        add(scope, `${path}[${key}]`, false);
+      }
+    });
+    return out;
+  }
+
+  private checkPackageNames(mainName: string, built: SubpackageInstance[]): void {
+    const seen = new Map<string, SubpackageInstance>();
+    for (const inst of built) {
+      const loc = inst.sub.name!.loc;
+      if (inst.rawName === undefined || inst.rawName.includes('${{')) {
+        // A name still holding "${{" had an undefined substitution, reported already.
+        if (!PACKAGE_NAME.test(inst.name) && !inst.name.includes('${{')) {
+          this.problems.add(loc, `${inst.path}.name`, `invalid package name "${inst.name}": must match ${PACKAGE_NAME.source}`);
+        }
+        if (inst.name === mainName && inst.rawName !== mainName) {
+          this.problems.add(loc, `${inst.path}.name`, `subpackage "${inst.name}" has the main package's name`);
+        }
+      }
+      const earlier = seen.get(inst.name);
+      if (!earlier) {
+        seen.set(inst.name, inst);
+        continue;
+      }
+      // The loader already reported identical names written identically outside ranges and conditions.
+      if (earlier.rawName !== undefined && earlier.rawName === inst.rawName) continue;
+      const first = earlier.sub.name!.loc;
+      this.problems.add(loc, `${inst.path}.name`, `duplicate subpackage name "${inst.name}" (first at ${first.line}:${first.col})`);
+    }
+  }
+
+  private subpackage(inst: SubpackageInstance, main: PackagePlan, sink: Sink): PackagePlan {
+    const { sub, path, scope, name } = inst;
+    return {
+      name,
+      version: main.version,
+      epoch: main.epoch,
+      origin: main.name,
+      description: sub.description ? substitute(sub.description, scope, `${path}.description`, this.problems) : main.description,
+      url: sub.url ? substitute(sub.url, scope, `${path}.url`, this.problems) : main.url,
+      commit: sub.commit ?? main.commit,
+      licenses: sub.copyright ? licensesOf(sub.copyright) : main.licenses,
+      dependencies: this.dependencies(sub.dependencies, scope, `${path}.dependencies`),
+      options: optionsPlan(sub.options),
+      checks: this.checks(sub.checks, `${path}.checks`),
+      ...scriptletPlan(sub.scriptlets),
+      steps: this.packageSteps(sub.pipeline ?? [], `${path}.pipeline`, scope, sink),
+      ...this.testPlan(sub.test, `${path}.test`, scope, name),
+    };
+  }
+
+  /** Linter names are checked here so a typo is reported with its location before anything runs. */
+  private checks(checks: Checks | undefined, path: string): PackagePlan['checks'] {
+    const enabled = checks?.enabled ?? [];
+    const disabled = checks?.disabled ?? [];
+    const unknown = unknownLinterNames([...enabled, ...disabled]);
+    if (checks && unknown.length > 0) {
+      this.problems.add(checks.loc, path, `unknown linter ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${validLinterNames().join(', ')})`);
+    }
+    return { enabled, disabled };
+  }
+
+  private dependencies(deps: Dependencies | undefined, scope: Scope, path: string): DependenciesPlan {
+    const subst = (list: Sourced[] | undefined, key: string) =>
+      (list ?? []).map((d) => substitute(d, scope, `${path}.${key}`, this.problems)).filter((d) => d !== '');
+    return {
+      runtime: subst(deps?.runtime, 'runtime'),
+      provides: subst(deps?.provides, 'provides'),
+      replaces: subst(deps?.replaces, 'replaces'),
+      ...(deps?.['provider-priority'] !== undefined ? { providerPriority: deps['provider-priority'] } : {}),
+      ...(deps?.['replaces-priority'] !== undefined ? { replacesPriority: deps['replaces-priority'] } : {}),
+    };
+  }
+
+  private testPlan(test: TestConfig | undefined, path: string, scope: Scope, pkgName: string): { test?: TestPlan } {
+    if (!test) return {};
+    const sink: Sink = { steps: [], needs: [], sources: [] };
+    const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: WORKSPACE };
+    for (const [k, v] of Object.entries(test.environment?.environment ?? {})) {
+      env[k] = substitute(v, scope, `${path}.environment.environment.${k}`, this.problems);
+    }
+    const listed = (test.environment?.contents?.packages ?? []).map((p) =>
+      substitute(p, scope, `${path}.environment.contents.packages`, this.problems),
+    );
+    this.compileSteps(test.pipeline ?? [], `${path}.pipeline`, rootFrame(scope), sink);
+    return {
+      test: {
+        environment: {
+          repositories: test.environment?.contents?.repositories ?? [],
+          keyring: test.environment?.contents?.keyring ?? [],
+          packages: unique([...listed, pkgName, ...sink.needs].filter((p) => p !== '')).sort(),
+          env,
+        },
+        steps: sink.steps,
+        sources: sink.sources,
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Steps
+
+  private packageSteps(steps: PipelineStep[], path: string, scope: Scope, shared: Sink): StepPlan[] {
+    const sink: Sink = { steps: [], needs: shared.needs, sources: shared.sources };
+    this.compileSteps(steps, path, rootFrame(scope), sink);
+    return sink.steps;
+  }
+
+  /** Compiles a list of steps; returns how many of them run (their `if` holds). */
+  private compileSteps(steps: PipelineStep[], path: string, frame: Frame, sink: Sink): number {
+    let ran = 0;
+    steps.forEach((step, i) => {
+      if (this.compileStep(step, `${path}[${i}]`, frame, sink)) ran++;
+    });
+    return ran;
+  }
+
+  private compileStep(step: PipelineStep, path: string, parent: Frame, sink: Sink): boolean {
+    if (step.if && !this.condition(step.if, parent.scope, `${path}.if`)) return false;
+    const frame: Frame = {
+      ...this.nested(step, path, parent),
+      // Steps written in the recipe are their own origin; steps of a definition keep the recipe's `uses:` line.
+      origin: parent.label === undefined ? formatLocation((step.runs ?? step.uses ?? step).loc) : parent.origin,
+    };
+    this.collectNeeds(step, path, frame.scope, sink);
+    if (step.uses) {
+      this.compileUses(step, step.uses, path, frame, sink);
+      return true;
+    }
+    if (step.runs) this.emit(step.runs, step.name, path, frame, sink);
+    if (step.pipeline) this.checkAssertions(step, path, this.compileSteps(step.pipeline, `${path}.pipeline`, frame, sink));
+    return true;
+  }
+
+  /** The frame a step's own script and its nested steps run in: its working directory and environment. */
+  private nested(step: PipelineStep, path: string, parent: Frame): Frame {
+    let workdir = parent.workdir;
+    if (step['working-directory']) {
+      const dir = substitute(step['working-directory'], parent.scope, `${path}.working-directory`, this.problems);
+      // As in melange, a relative working directory is under /home/build, whatever the parent's.
+      if (dir !== '') workdir = dir.startsWith('/') ? posix.normalize(dir) : posix.join(WORKSPACE, dir);
+    }
+    let env = parent.env;
+    if (step.environment) {
+      env = { ...parent.env };
+      for (const [k, v] of Object.entries(step.environment)) env[k] = substitute(v, parent.scope, `${path}.environment.${k}`, this.problems);
+    }
+    return { ...parent, workdir, env };
+  }
+
+  private compileUses(step: PipelineStep, uses: Sourced, path: string, frame: Frame, sink: Sink): void {
+    const name = uses.value.trim();
+    const usesPath = `${path}.uses`;
+    if (frame.stack.includes(name)) {
+      this.problems.add(uses.loc, usesPath, `pipeline "${name}" uses itself (${[...frame.stack, name].join(' → ')})`);
+      return;
+    }
+    const hit = this.library.find(name);
+    if (!hit.found) {
+      for (const p of hit.problems) {
+        if (p.location.file === '') this.problems.add(uses.loc, usesPath, `"uses: ${name}": ${p.message}`);
+        else this.problems.list.push({ ...p, path: `${usesPath} (${name})${p.path ? `: ${p.path}` : ''}` });
+      }
+      return;
+    }
+    const def = hit.definition;
+    const defPath = `${path} → ${name}`;
+    const before = this.problems.list.length;
+    const inputs = this.inputs(step, uses, def, path, defPath, frame.scope);
+    const scope = layer(frame.scope, inputs);
+    const inputsFailed = this.problems.list.length > before;
+    if (def.config.source) {
+      const src = this.source(def.config.source, def, uses, defPath, scope, inputsFailed);
+      if (src && !sink.sources.some((s) => s.cacheName === src.cacheName)) sink.sources.push(src);
+      inputs.set('source.path', src ? `${CACHE_MOUNT}/${src.cacheName}` : '');
+    }
+    const label = step.name
+      ? substitute(step.name, frame.scope, `${path}.name`, this.problems)
+      : frame.label === undefined
+        ? name
+        : `${frame.label} > ${name}`;
+    const inner: Frame = {
+      ...this.nested(def.config, defPath, { ...frame, scope }),
+      scope,
+      label,
+      uses: frame.uses ? `${frame.uses} > ${name}` : name,
+      stack: [...frame.stack, name],
+    };
+    this.collectNeeds(def.config, defPath, scope, sink);
+    if (def.config.runs) this.emit(def.config.runs, undefined, defPath, inner, sink);
+    if (def.config.pipeline) {
+      this.checkAssertions(def.config, defPath, this.compileSteps(def.config.pipeline, `${defPath}: pipeline`, inner, sink));
+    }
+  }
+
+  /** `with` checked against the definition's `inputs`; returns `inputs.<name>` → value for every declared input. */
+  private inputs(step: PipelineStep, uses: Sourced, def: PipelineDefinition, path: string, defPath: string, scope: Scope): Map<string, string> {
+    const declared = def.config.inputs ?? {};
+    const given = step.with ?? {};
+    const names = Object.keys(declared);
+    const values = new Map<string, string>();
+    for (const [key, value] of Object.entries(given)) {
+      if (!Object.hasOwn(declared, key)) {
+        const hint = didYouMean(key, names) || (names.length ? ` (inputs: ${names.join(', ')})` : ' (it takes no inputs)');
+        this.problems.add(value.loc, `${path}.with.${key}`, `unknown input "${key}" for pipeline "${def.name}"${hint}`);
+        continue;
+      }
+      values.set(`inputs.${key}`, substitute(value, scope, `${path}.with.${key}`, this.problems));
+    }
+    for (const [key, input] of Object.entries(declared)) {
+      let value = values.get(`inputs.${key}`) ?? '';
+      // An empty value takes the default, as in melange; defaults may use the caller's substitutions.
+      if (value === '' && input.default) value = substitute(input.default, scope, `${defPath}: inputs.${key}.default`, this.problems);
+      if (input.required && value === '') {
+        const where = given[key]?.loc ?? uses.loc;
+        this.problems.add(where, `${path}.with`, `pipeline "${def.name}" needs input "${key}"${input.description ? ` (${oneLine(input.description)})` : ''}`);
+      }
+      const length = HEX_INPUTS[key];
+      if (length !== undefined && value !== '' && (value.length !== length || !HEX.test(value))) {
+        const where = given[key]?.loc ?? uses.loc;
+        this.problems.add(
+          where,
+          `${path}.with.${key}`,
+          `${key} must be ${length} hexadecimal characters, found "${value}" (${value.length} character${value.length === 1 ? '' : 's'})`,
+        );
+      }
+      values.set(`inputs.${key}`, value);
+    }
+    return values;
+  }
+
+  /** The host-side action a definition's `source` asks for; undefined (with problems) when it is unusable. */
+  private source(
+    src: SourceConfig,
+    def: PipelineDefinition,
+    uses: Sourced,
+    path: string,
+    scope: Scope,
+    inputsFailed: boolean,
+  ): SourcePlan | undefined {
+    const origin = formatLocation(uses.loc);
+    const value = (s: Sourced | undefined, key: string) => (s ? substitute(s, scope, `${path}: source.${key}`, this.problems).trim() : '');
+    const bad = (message: string) => {
+      // Problems with the inputs were reported where they were written; don't repeat them.
+      if (!inputsFailed) this.problems.add(uses.loc, `${path}`, `pipeline "${def.name}": ${message}`);
+      return undefined;
+    };
+    const hex = (text: string, length: number) => text.length === length && HEX.test(text);
+    if (src.fetch && src.git) return bad('a source is either "fetch" or "git", not both');
+    if (src.fetch) {
+      const uri = value(src.fetch.uri, 'fetch.uri');
+      const sha256 = value(src.fetch['expected-sha256'], 'fetch.expected-sha256').toLowerCase();
+      const sha512 = value(src.fetch['expected-sha512'], 'fetch.expected-sha512').toLowerCase();
+      if (uri === '') return bad('the source has no uri');
+      if (sha256 === '' && sha512 === '') return bad('needs expected-sha256 or expected-sha512: sources are verified and cached by checksum');
+      if (sha256 !== '' && !hex(sha256, 64)) return bad(`expected-sha256 "${sha256}" is not 64 hexadecimal characters`);
+      if (sha512 !== '' && !hex(sha512, 128)) return bad(`expected-sha512 "${sha512}" is not 128 hexadecimal characters`);
+      return {
+        kind: 'fetch',
+        uri,
+        ...(sha256 ? { sha256 } : {}),
+        ...(sha512 ? { sha512 } : {}),
+        cacheName: sha256 ? `sha256:${sha256}` : `sha512:${sha512}`,
+        source: origin,
+      };
+    }
+    if (src.git) {
+      const g = src.git;
+      const repository = value(g.repository, 'git.repository');
+      const branch = value(g.branch, 'git.branch');
+      const tag = value(g.tag, 'git.tag');
+      const expectedCommit = value(g['expected-commit'], 'git.expected-commit').toLowerCase();
+      const depthText = value(g.depth, 'git.depth');
+      const recurseText = value(g['recurse-submodules'], 'git.recurse-submodules');
+      if (repository === '') return bad('the source has no repository');
+      if (branch !== '' && tag !== '') return bad(`branch ("${branch}") and tag ("${tag}") are mutually exclusive`);
+      if (expectedCommit !== '' && !hex(expectedCommit, 40)) return bad(`expected-commit "${expectedCommit}" is not 40 hexadecimal characters`);
+      let depth: number | undefined;
+      if (depthText !== '' && depthText !== 'unset' && depthText !== '-1') {
+        if (!/^\d+$/.test(depthText) || Number(depthText) < 1) return bad(`depth must be a positive number, -1 or "unset", found "${depthText}"`);
+        depth = Number(depthText);
+      } else if (depthText !== '-1' && (tag !== '' || expectedCommit === '')) {
+        // A tag or a branch tip is all there is to check out; only a pinned commit on a branch needs history.
+        depth = 1;
+      }
+      if (!['', 'true', 'false'].includes(recurseText)) return bad(`recurse-submodules must be true or false, found "${recurseText}"`);
+      const cherryPicks: string[] = [];
+      for (const raw of value(g['cherry-picks'], 'git.cherry-picks').split('\n')) {
+        const line = raw.replace(/#.*$/, '').trim();
+        if (line === '') continue;
+        const colon = line.indexOf(':');
+        const ref = colon < 0 ? '' : line.slice(0, colon).trim();
+        const comment = colon < 0 ? '' : line.slice(colon + 1).trim();
+        if (ref === '' || comment === '' || !hex(ref.split('/').pop() ?? '', 40)) {
+          return bad(`cherry-picks: "${line}" is not "[branch/]<40-hex commit>: comment"`);
+        }
+        cherryPicks.push(ref);
+      }
+      const plan: Omit<GitSourcePlan, 'cacheName' | 'source'> = {
+        kind: 'git',
+        repository,
+        ...(branch ? { branch } : {}),
+        ...(tag ? { tag } : {}),
+        ...(expectedCommit ? { expectedCommit } : {}),
+        ...(depth !== undefined ? { depth } : {}),
+        recurseSubmodules: recurseText === 'true',
+        cherryPicks,
+      };
+      // One cache entry per distinct request, so two checkouts of one repository never share a worktree.
+      const key = createHash('sha256').update(JSON.stringify(plan)).digest('hex');
+      return { ...plan, cacheName: `git/${key}`, source: origin };
+    }
+    return bad('the source names neither "fetch" nor "git"');
+  }
+
+  private emit(runs: Sourced, name: Sourced | undefined, path: string, frame: Frame, sink: Sink): void {
+    const script = substitute(runs, frame.scope, `${path}.runs`, this.problems);
+    const own = name ? substitute(name, frame.scope, `${path}.name`, this.problems) : undefined;
+    const display = frame.label === undefined ? (own ?? firstLine(script)) : own ? `${frame.label}: ${own}` : frame.label;
+    sink.steps.push({
+      name: display,
+      script,
+      workdir: frame.workdir,
+      env: { ...frame.env },
+      source: frame.origin,
+      ...(frame.uses ? { uses: frame.uses } : {}),
+    });
+  }
+
+  private collectNeeds(step: PipelineStep, path: string, scope: Scope, sink: Sink): void {
+    for (const p of step.needs?.packages ?? []) {
+      const name = substitute(p, scope, `${path}.needs.packages`, this.problems).trim();
+      if (name !== '' && !sink.needs.includes(name)) sink.needs.push(name);
+    }
+  }
+
+  private checkAssertions(step: PipelineStep, path: string, ran: number): void {
+    const required = step.assertions?.['required-steps'];
+    if (required === undefined || required === ran) return;
+    this.problems.add(
+      step.assertions!.loc,
+      `${path}.assertions.required-steps`,
+      `${required} nested step${required === 1 ? '' : 's'} must run, but ${ran} would on ${this.arch.arch} (check their "if" conditions)`,
+    );
+  }
+
+  private condition(text: Sourced, scope: Scope, path: string): boolean {
+    const before = this.problems.list.length;
+    try {
+      const result = evaluateCondition(text.value, (name) => resolveName(name, scope, text, path, this.problems));
+      // With an undefined name the result means nothing; compile what it guards so its problems show too.
+      return result || this.problems.list.length > before;
+    } catch (err) {
+      if (!(err instanceof ConditionSyntaxError)) throw err;
+      this.problems.add(text.loc, path, `invalid condition "${text.value.trim()}": ${err.message}`);
+      // Compile what it guards anyway, so its problems are reported too.
+      return true;
+    }
+  }
+}
+
+function rootFrame(scope: Scope): Frame {
+  return { scope, workdir: WORKSPACE, env: {}, origin: '', stack: [] };
 }
 
 /** Scope for one package being built: `targets.contextdir`, `targets.subpkgdir`, `subpkg.name`, `context.name`. */
-function withContext(base: Scope, name: string, mainName: string): Scope {
-  const scope = new Map(base);
-  scope.set('targets.contextdir', `${OUT_DIR}/${name}`);
-  scope.set('targets.subpkgdir', `${OUT_DIR}/${name}`);
-  scope.set('context.name', name);
-  if (name !== mainName) scope.set('subpkg.name', name);
-  return scope;
+function contextScope(base: Scope, name: string, mainName: string | undefined): Scope {
+  const own = new Map([
+    ['targets.contextdir', `${OUT_DIR}/${name}`],
+    ['context.name', name],
+  ]);
+  if (mainName !== undefined) {
+    own.set('targets.subpkgdir', `${OUT_DIR}/${name}`);
+    own.set('subpkg.name', name);
+  }
+  return layer(base, own);
 }
 
-interface Inherited {
-  workdir: string;
-  env: Record<string, string>;
-}
-
-function compileSteps(steps: PipelineStep[], path: string, scope: Scope, parent: Inherited, problems: ProblemsT): StepPlan[] {
-  const out: StepPlan[] = [];
-  steps.forEach((step, i) => {
-    const p = `${path}[${i}]`;
-    const here: Inherited = {
-      workdir: step['working-directory']
-        ? resolveWorkdir(substitute(step['working-directory'], scope, `${p}.working-directory`, problems), parent.workdir)
-        : parent.workdir,
-      env: { ...parent.env },
-    };
-    for (const [k, v] of Object.entries(step.environment ?? {})) here.env[k] = substitute(v, scope, `${p}.environment.${k}`, problems);
-    if (step.runs) {
-      const script = substitute(step.runs, scope, `${p}.runs`, problems);
-      out.push({
-        name: step.name ? substitute(step.name, scope, `${p}.name`, problems) : firstLine(script),
-        script,
-        workdir: here.workdir,
-        env: here.env,
-        source: formatLocation(step.runs.loc),
-      });
-    }
-    if (step.pipeline) out.push(...compileSteps(step.pipeline, `${p}.pipeline`, scope, here, problems));
-  });
-  return out;
-}
-
-function resolveWorkdir(dir: string, parent: string): string {
-  if (dir.startsWith('/')) return dir;
-  return `${parent.replace(/\/$/, '')}/${dir}`.replace(/\/\.(?=\/|$)/g, '');
-}
-
-function firstLine(script: string): string {
-  return script.trim().split('\n')[0]?.trim() ?? '';
-}
-
-function dependencyPlan(
-  deps: NonNullable<Recipe['package']>['dependencies'],
-  scope: Scope,
-  path: string,
-  problems: ProblemsT,
-): PackagePlan['dependencies'] {
-  const subst = (list: Sourced[] | undefined, key: string) =>
-    (list ?? []).map((d) => substitute(d, scope, `${path}.${key}`, problems)).filter((d) => d !== '');
-  return {
-    runtime: subst(deps?.runtime, 'runtime'),
-    provides: subst(deps?.provides, 'provides'),
-    replaces: subst(deps?.replaces, 'replaces'),
-    ...(deps?.['provider-priority'] !== undefined ? { providerPriority: deps['provider-priority'] } : {}),
-    ...(deps?.['replaces-priority'] !== undefined ? { replacesPriority: deps['replaces-priority'] } : {}),
-  };
+function licensesOf(copyright: { license?: string }[] | undefined): string[] {
+  return (copyright ?? []).map((c) => c.license ?? '').filter((l) => l !== '');
 }
 
 function optionsPlan(options: NonNullable<Recipe['package']>['options']): PackagePlan['options'] {
@@ -182,7 +693,7 @@ function optionsPlan(options: NonNullable<Recipe['package']>['options']): Packag
   };
 }
 
-function scriptletPlan(s: NonNullable<Recipe['package']>['scriptlets']): Pick<PackagePlan, 'scriptlets' | 'triggerPaths'> {
+function scriptletPlan(s: Scriptlets | undefined): Pick<PackagePlan, 'scriptlets' | 'triggerPaths'> {
   const scriptlets: Record<string, string> = {};
   for (const key of ['pre-install', 'post-install', 'pre-deinstall', 'post-deinstall', 'pre-upgrade', 'post-upgrade'] as const) {
     const v = s?.[key];
@@ -192,44 +703,77 @@ function scriptletPlan(s: NonNullable<Recipe['package']>['scriptlets']): Pick<Pa
   return { scriptlets, triggerPaths: s?.trigger?.paths ?? [] };
 }
 
-function applyVarTransforms(recipe: Recipe, scope: Map<string, string>, problems: ProblemsT): void {
-  (recipe['var-transforms'] ?? []).forEach((t, i) => {
-    const path = `var-transforms[${i}]`;
-    const from = substitute(t.from!, scope, `${path}.from`, problems);
-    let re: RegExp;
-    try {
-      re = new RegExp(t.match!.value, 'g');
-    } catch (err) {
-      problems.add(t.match!.loc, `${path}.match`, `invalid regular expression: ${(err as Error).message}`);
-      return;
-    }
-    // Go's regexp.ReplaceAllString spells group references $1 or ${1}; JavaScript only knows $1.
-    const replacement = (t.replace ?? '').replace(/\$\{(\d+)\}/g, '$$$1');
-    scope.set(`vars.${t.to}`, from.replace(re, replacement));
+function resourcesOf(r: NonNullable<Recipe['package']>['resources']): BuildPlan['resources'] {
+  return {
+    ...(r?.cpu !== undefined ? { cpu: r.cpu } : {}),
+    ...(r?.memory !== undefined ? { memory: r.memory } : {}),
+    ...(r?.disk !== undefined ? { disk: r.disk } : {}),
+  };
+}
+
+function firstLine(script: string): string {
+  for (const line of script.split('\n')) {
+    const t = line.trim();
+    if (t !== '' && !t.startsWith('#')) return t;
+  }
+  return '';
+}
+
+function oneLine(text: string): string {
+  const t = text.trim().split('\n')[0]!.trim();
+  return t.length > 80 ? `${t.slice(0, 77)}...` : t;
+}
+
+function unique(items: string[]): string[] {
+  return [...new Set(items)];
+}
+
+function dedupe(problems: ConfigError['problems']): ConfigError['problems'] {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const key = `${formatLocation(p.location)}\0${p.location.line === 0 ? p.path : ''}\0${p.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
   });
 }
 
-/** Keys the compiler does not implement yet are refused rather than silently ignored. */
-function rejectUnsupported(recipe: Recipe, problems: ProblemsT): void {
-  const walk = (steps: PipelineStep[], path: string) =>
-    steps.forEach((s, i) => {
-      const p = `${path}[${i}]`;
-      if (s.uses) problems.add(s.uses.loc, `${p}.uses`, `"uses: ${s.uses.value}": no pipeline of that name is available`);
-      if (s.if) problems.add(s.if.loc, `${p}.if`, '"if" conditions are not supported by this version of builder');
-      if (s.pipeline) walk(s.pipeline, `${p}.pipeline`);
-    });
-  walk(recipe.pipeline ?? [], 'pipeline');
-  (recipe.subpackages ?? []).forEach((sub, i) => {
-    const p = `subpackages[${i}]`;
-    if (sub.range) problems.add(sub.range.loc, `${p}.range`, '"range" is not supported by this version of builder');
-    if (sub.if) problems.add(sub.if.loc, `${p}.if`, '"if" conditions are not supported by this version of builder');
-    walk(sub.pipeline ?? [], `${p}.pipeline`);
-  });
+// ---------------------------------------------------------------------------------------------------------
+// Go regular expressions (var-transforms are written for Go's regexp package)
+
+/** A JavaScript RegExp for a Go (RE2) pattern, or the reason it is not valid. */
+function goRegExp(pattern: string): RegExp | string {
+  let flags = 'g';
+  let source = pattern;
+  const lead = /^\(\?([imsU]+)\)/.exec(source);
+  if (lead) {
+    if (lead[1]!.includes('U')) return 'the U (ungreedy) flag is not supported';
+    for (const f of lead[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
+    source = source.slice(lead[0].length);
+  }
+  source = source.replace(/\(\?P</g, '(?<');
+  try {
+    return new RegExp(source, flags);
+  } catch (err) {
+    return (err as Error).message.replace(/^Invalid regular expression: /, '');
+  }
 }
 
-function stripLoc<T extends { loc: unknown }>(o: T | undefined): Omit<T, 'loc'> | Record<string, never> {
-  if (!o) return {};
-  const { loc, ...rest } = o;
-  void loc;
-  return rest;
+/**
+ * Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`. A name is the longest run of letters, digits
+ * and underscores, so `$1x` is the (missing, hence empty) group named "1x", exactly as in Go.
+ */
+function expandGoTemplate(template: string, args: unknown[]): string {
+  // replace() passes (match, g1..gn, offset, input[, groups])
+  const last = args[args.length - 1];
+  const hasGroups = typeof last === 'object' && last !== null;
+  const groups = (hasGroups ? last : undefined) as Record<string, string | undefined> | undefined;
+  const captures = args.slice(0, hasGroups ? -3 : -2) as (string | undefined)[];
+  return template.replace(/\$(\$|\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]+))/g, (whole, _all, braced?: string, bare?: string) => {
+    if (whole === '$$') return '$';
+    const name = braced ?? bare ?? '';
+    if (name === '') return whole;
+    if (/^\d+$/.test(name)) return captures[Number(name)] ?? '';
+    return groups?.[name] ?? '';
+  });
 }

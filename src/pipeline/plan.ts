@@ -2,7 +2,7 @@
 // the compiler ever sees YAML.
 
 export interface StepPlan {
-  /** Display name: the step's `name`, else the first line of its script. */
+  /** Display name: the step's `name`, else the `uses` pipeline it came from, else the first line of its script. */
   name: string;
   /** Shell script body (substitutions applied); run as `/bin/sh -c` after `set -e`. */
   script: string;
@@ -10,9 +10,44 @@ export interface StepPlan {
   workdir: string;
   /** Variables this step adds over the build environment (step `environment`, inherited by nesting). */
   env: Record<string, string>;
-  /** Where the step was written, `file:line:col`. */
+  /** Where the recipe asked for this step, `file:line:col` (the `uses:` line for steps of a pipeline). */
+  source: string;
+  /** The pipeline definitions this step comes from, outermost first (`go/build`, or `a > b` when nested). */
+  uses?: string;
+}
+
+/** Download `uri` on the host into the cache as `cacheName`, verifying its checksum. */
+export interface FetchSourcePlan {
+  kind: 'fetch';
+  uri: string;
+  /** Lowercase hex; at least one of the two is set. */
+  sha256?: string;
+  sha512?: string;
+  /** File name under the cache dir: `sha256:<hex>` (or `sha512:<hex>` when only that is known). */
+  cacheName: string;
+  /** The step that asked for it, `file:line:col`. */
   source: string;
 }
+
+/** Clone `repository` on the host into the cache dir `cacheName` and check out the requested revision. */
+export interface GitSourcePlan {
+  kind: 'git';
+  repository: string;
+  branch?: string;
+  tag?: string;
+  /** Full 40-hex commit the checkout must end up at. */
+  expectedCommit?: string;
+  /** Clone depth; absent for the full history. */
+  depth?: number;
+  recurseSubmodules: boolean;
+  /** `[branch/]commit` entries applied in order with `git cherry-pick -x`. */
+  cherryPicks: string[];
+  /** Directory under the cache dir: `git/<sha256 of the request>`. */
+  cacheName: string;
+  source: string;
+}
+
+export type SourcePlan = FetchSourcePlan | GitSourcePlan;
 
 export interface DependenciesPlan {
   runtime: string[];
@@ -20,6 +55,18 @@ export interface DependenciesPlan {
   replaces: string[];
   providerPriority?: number;
   replacesPriority?: number;
+}
+
+export interface TestPlan {
+  environment: {
+    repositories: string[];
+    keyring: string[];
+    /** The test environment's packages, the package under test and what the test pipelines need; sorted. */
+    packages: string[];
+    env: Record<string, string>;
+  };
+  steps: StepPlan[];
+  sources: SourcePlan[];
 }
 
 export interface PackagePlan {
@@ -34,19 +81,33 @@ export interface PackagePlan {
   licenses: string[];
   dependencies: DependenciesPlan;
   options: { noProvides: boolean; noDepends: boolean; noCommands: boolean };
+  /** `checks`: linters enabled beyond the defaults and linters downgraded to warnings. */
+  checks: { enabled: string[]; disabled: string[] };
   /** Scriptlet name (`pre-install`, …, `trigger`) → script. */
   scriptlets: Record<string, string>;
   triggerPaths: string[];
   steps: StepPlan[];
+  /** The package's `test` section, compiled (not run by `builder build`). */
+  test?: TestPlan;
+}
+
+export interface AccountsPlan {
+  /** `accounts.run-as` as written (a user name or uid); absent for the default build user. */
+  runAs?: string;
+  users: { username: string; uid?: number; gid?: number; shell?: string; homedir?: string }[];
+  groups: { groupname: string; gid?: number; members: string[] }[];
 }
 
 export interface EnvironmentPlan {
   repositories: string[];
   keyring: string[];
+  /** `environment.contents.packages`, build options applied, then every `needs.packages` of the steps. */
   packages: string[];
   /** Base environment of every step (recipe `environment.environment` over the defaults). */
   env: Record<string, string>;
   runAs: { uid: number; gid: number };
+  /** Declared users and groups, with melange's `build` user (1000) and group added when absent. */
+  accounts: AccountsPlan;
 }
 
 export interface BuildPlan {
@@ -55,10 +116,30 @@ export interface BuildPlan {
   environment: EnvironmentPlan;
   capabilities: { add: string[]; drop: string[] };
   resources: { cpu?: string; memory?: string; disk?: string };
-  /** Main package first, then subpackages in recipe order. */
+  /** Fetches and checkouts to run on the host, in order, before the sandbox starts. */
+  sources: SourcePlan[];
+  /** Main package first, then the subpackages that are built, in recipe order (ranges expanded). */
   packages: PackagePlan[];
+  /** Subpackages left out because their `if` is false. */
+  skippedPackages: { name: string; reason: string }[];
+  /** `package.target-architecture`; empty means every architecture. */
+  targetArchitecture: string[];
+  /** Enabled `options` (`--build-option`). */
+  buildOptions: string[];
+  /** `package.timeout` in seconds, when set. */
+  timeout?: number;
 }
 
 export const WORKSPACE = '/home/build';
 export const OUT_DIR = `${WORKSPACE}/melange-out`;
+/** Where the host cache dir is mounted in the sandbox. */
+export const CACHE_MOUNT = '/var/cache/melange';
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Whether the recipe builds for `plan.arch` (`target-architecture` empty, `all`, or naming it). */
+export function isArchTargeted(plan: Pick<BuildPlan, 'arch' | 'targetArchitecture'>): boolean {
+  const targets = plan.targetArchitecture;
+  if (targets.length === 0 || targets.includes('all')) return true;
+  const aliases: Record<string, string> = { amd64: 'x86_64', arm64: 'aarch64' };
+  return targets.some((t) => (aliases[t] ?? t) === plan.arch);
+}

@@ -1,5 +1,6 @@
 // Commands over packages and indexes: keygen, sign, index, verify.
 import { resolve } from 'node:path';
+import { collect } from '../options.ts';
 import type { Command } from 'commander';
 import { indexEntryFromApk, updateApkIndex } from '../../apk/index.ts';
 import { generateSigningKey, loadKeyring, loadSigningKey } from '../../apk/keys.ts';
@@ -7,10 +8,6 @@ import { readApk } from '../../apk/reader.ts';
 import { resignApk } from '../../apk/resign.ts';
 import { verifyApk, verifyApkIndex } from '../../apk/verify.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
 
 export function registerApkCommands(program: Command): void {
   program

@@ -7,7 +7,9 @@ import { resolveSourceDateEpoch } from '../../build/source-date.ts';
 import { HostProvider } from '../../environment/host.ts';
 import { hostArch } from '../../pipeline/arch.ts';
 import { BubblewrapRunner } from '../../runners/bubblewrap.ts';
+import { collectLinterList } from '../../lint/settings.ts';
 import { withInterrupt } from '../interrupt.ts';
+import { collect } from '../options.ts';
 
 interface BuildFlags {
   runner: string;
@@ -21,6 +23,12 @@ interface BuildFlags {
   debug: boolean;
   generateIndex: boolean;
   keepWorkspace: boolean;
+  namespace: string;
+  lintRequire: string[];
+  lintWarn: string[];
+  persistLintResults: boolean;
+  pipelineDir: string[];
+  buildOption: string[];
 }
 
 export function defaultCacheDir(): string {
@@ -36,6 +44,8 @@ export function registerBuildCommand(program: Command): void {
     .option('--arch <arch>', 'target architecture', hostArch())
     .option('--out-dir <dir>', 'repository the packages and APKINDEX.tar.gz go to (under <dir>/<arch>/)', './packages')
     .option('--signing-key <file>', 'RSA private key to sign packages and the index with (see `builder keygen`)')
+    .option('--pipeline-dir <dir>', 'directory of pipeline definitions searched before the built-ins (repeatable)', collect, [])
+    .option('--build-option <name>', 'enable a recipe build option from `options` (repeatable)', collect, [])
     .option('--source-dir <dir>', 'directory copied into the workspace (default: the recipe\'s folder)')
     .option('--cache-dir <dir>', 'cache mounted at /var/cache/melange', defaultCacheDir())
     .option('--workspace-dir <dir>', 'where the per-build temp workspace is created (default: the system temp dir)')
@@ -43,6 +53,10 @@ export function registerBuildCommand(program: Command): void {
     .option('--debug', 'trace every shell command (set -x)', false)
     .option('--no-generate-index', 'do not update <out-dir>/<arch>/APKINDEX.tar.gz')
     .option('--keep-workspace', 'keep the workspace after a successful build (always kept on failure)', false)
+    .option('--namespace <name>', 'distribution namespace for SBOM package URLs (pkg:apk/<namespace>/...)', 'unknown')
+    .option('--lint-require <linters>', 'make these linters errors (comma-separated, repeatable)', collectLinterList, [])
+    .option('--lint-warn <linters>', 'make these linters warnings (comma-separated, repeatable)', collectLinterList, [])
+    .option('--persist-lint-results', 'write lint results as JSON next to the packages', false)
     .addHelpText(
       'after',
       `
@@ -72,6 +86,12 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               debug: flags.debug,
               generateIndex: flags.generateIndex,
               keepWorkspace: flags.keepWorkspace,
+              pipelineDirs: flags.pipelineDir,
+              buildOptions: flags.buildOption,
+              namespace: flags.namespace,
+              lintRequire: flags.lintRequire,
+              lintWarn: flags.lintWarn,
+              persistLintResults: flags.persistLintResults,
               progress,
               signal,
             });

@@ -1,0 +1,114 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { renderPipelineInfo, renderPipelineList, showPipeline } from '../../src/cli/commands/pipelines.ts';
+import { ConfigError, UsageError } from '../../src/errors.ts';
+import { BUILTIN_PIPELINE_DIR, PipelineLibrary, pipelineNameProblem } from '../../src/pipeline/library.ts';
+import { useTempDirs } from '../helpers/tmp.ts';
+
+const tempDir = useTempDirs();
+const FIXTURE_PIPELINES = fileURLToPath(new URL('../fixtures/recipes/pipelines', import.meta.url));
+
+/** The built-in set the issue asks for (split/paths is the helper the split pipelines share). */
+const BUILTINS = [
+  'autoconf/configure', 'autoconf/make', 'autoconf/make-install', 'cargo/build', 'cmake/build', 'cmake/configure',
+  'cmake/install', 'fetch', 'git-am', 'git-checkout', 'go/build', 'go/install', 'meson/compile', 'meson/configure',
+  'meson/install', 'patch', 'perl/cleanup', 'perl/make', 'python/build', 'python/import', 'python/install',
+  'ruby/build', 'ruby/clean', 'ruby/install', 'split/alldocs', 'split/bin', 'split/debug', 'split/dev',
+  'split/infodir', 'split/lib', 'split/locales', 'split/manpages', 'split/paths', 'split/static', 'strip',
+];
+
+describe('the pipeline library', () => {
+  it('ships every built-in pipeline, each a valid definition with described inputs', () => {
+    const library = new PipelineLibrary();
+    expect(library.list().map((s) => s.name)).toEqual(BUILTINS);
+    for (const name of BUILTINS) {
+      const hit = library.find(name);
+      expect(hit.found, name).toBe(true);
+      if (!hit.found) continue;
+      expect(hit.definition.origin).toBe('builtin');
+      expect(hit.definition.path).toBe(join(BUILTIN_PIPELINE_DIR, `${name}.yaml`));
+      expect(hit.definition.config.name?.value, name).toBeTruthy();
+      for (const [input, spec] of Object.entries(hit.definition.config.inputs ?? {})) {
+        expect(spec.description, `${name} ${input}`).toBeTruthy();
+      }
+    }
+  });
+
+  it('has the inputs and defaults real recipes rely on', () => {
+    const show = (name: string) => showPipeline(new PipelineLibrary(), name);
+    const inputs = (name: string) => Object.fromEntries(show(name).inputs.map((i) => [i.name, i.required ? '*' : (i.default ?? '')]));
+    expect(inputs('fetch')).toMatchObject({ uri: '*', 'expected-sha256': '', 'expected-sha512': '', 'strip-components': '1', directory: '.', extract: 'true', delete: 'false' });
+    expect(inputs('git-checkout')).toMatchObject({ repository: '*', destination: '.', branch: '', tag: '', 'expected-commit': '', depth: 'unset', 'recurse-submodules': 'false', 'cherry-picks': '' });
+    expect(inputs('patch')).toMatchObject({ patches: '', series: '', 'strip-components': '1', fuzz: '2' });
+    expect(inputs('strip')).toEqual({ opts: '-g' });
+    expect(inputs('autoconf/configure')).toEqual({ dir: '.', host: '${{host.triplet.gnu}}', build: '${{host.triplet.gnu}}', opts: '' });
+    expect(inputs('autoconf/make')).toMatchObject({ dir: '.', opts: '' });
+    expect(inputs('autoconf/make-install')).toMatchObject({ dir: '.', opts: '' });
+    for (const n of ['cmake/configure', 'cmake/build', 'cmake/install', 'meson/configure', 'meson/compile', 'meson/install']) {
+      expect(inputs(n), n).toEqual({ 'output-dir': 'output', opts: '' });
+    }
+    for (const n of ['split/dev', 'split/static', 'split/manpages', 'split/alldocs', 'split/infodir', 'split/locales', 'split/lib', 'split/bin', 'split/debug']) {
+      expect(inputs(n), n).toHaveProperty('package', '');
+    }
+    expect(show('go/build').needs).toContain('${{inputs.go-package}}');
+    expect(show('fetch').hostSource).toBe('fetch');
+    expect(show('git-checkout').hostSource).toBe('git');
+    expect(show('split/dev').uses).toEqual(['split/paths']);
+  });
+
+  it('searches --pipeline-dir directories first, in order, and says what they override', async () => {
+    const dir = await tempDir();
+    await mkdir(join(dir, 'autoconf'), { recursive: true });
+    await writeFile(join(dir, 'autoconf', 'make.yaml'), 'name: second\npipeline: [{runs: make}]\n');
+    await writeFile(join(dir, 'mine.yaml'), 'name: mine\npipeline: [{runs: "true"}]\n');
+    await writeFile(join(dir, '.hidden.yaml'), 'name: hidden\n');
+    const library = new PipelineLibrary([FIXTURE_PIPELINES, dir]);
+    const make = library.find('autoconf/make');
+    expect(make.found && make.definition.config.name?.value).toBe('Run make (fixture override)');
+    expect(make.found && make.definition.origin).toBe(FIXTURE_PIPELINES);
+    const listed = library.list();
+    expect(listed.find((s) => s.name === 'autoconf/make')).toMatchObject({
+      origin: FIXTURE_PIPELINES,
+      overrides: [join(dir, 'autoconf', 'make.yaml'), '<builtin>/autoconf/make.yaml'],
+    });
+    expect(listed.map((s) => s.name)).toContain('mine');
+    expect(listed.map((s) => s.name)).not.toContain('.hidden');
+    const text = renderPipelineList(library);
+    expect(text).toMatch(/^autoconf\/make +Run make \(fixture override\) +\[.*autoconf\/make\.yaml, overrides .*<builtin>\/autoconf\/make\.yaml\]$/m);
+    expect(text).toMatch(/^fetch +Fetch and extract a source archive$/m);
+  });
+
+  it('refuses names that would leave the pipeline directories', () => {
+    expect(pipelineNameProblem('autoconf/make')).toBeUndefined();
+    expect(pipelineNameProblem('test/tw/ldd-check')).toBeUndefined();
+    expect(pipelineNameProblem('../x')).toMatch(/".."/);
+    expect(pipelineNameProblem('a/../../x')).toMatch(/".."/);
+    expect(pipelineNameProblem('/abs')).toMatch(/absolute/);
+    expect(pipelineNameProblem('a\\b')).toMatch(/"\\"/);
+    expect(pipelineNameProblem('a//b')).toMatch(/empty/);
+    expect(pipelineNameProblem('fetch.yaml')).toMatch(/without ".yaml"/);
+    expect(pipelineNameProblem('')).toMatch(/empty/);
+  });
+
+  it('shows a pipeline as text: inputs with defaults and required, needs, description', () => {
+    const text = renderPipelineInfo(showPipeline(new PipelineLibrary(), 'autoconf/configure'));
+    expect(text).toContain('autoconf/configure — Run an autoconf configure script');
+    expect(text).toMatch(/^ {2}dir +default: \.$/m);
+    expect(text).toMatch(/^ {2}host +default: \$\{\{host\.triplet\.gnu\}\}$/m);
+    expect(text).toMatch(/^ {2}opts +optional$/m);
+    expect(text).toContain('needs: autoconf automake');
+    expect(renderPipelineInfo(showPipeline(new PipelineLibrary(), 'fetch'))).toMatch(/^ {2}uri +required$/m);
+  });
+
+  it('reports an unknown name or an invalid definition file', async () => {
+    expect(() => showPipeline(new PipelineLibrary(), 'autoconf/mak')).toThrow(
+      new UsageError('pipelines show: no pipeline named "autoconf/mak" (did you mean "autoconf/make"?)'),
+    );
+    const dir = await tempDir();
+    await writeFile(join(dir, 'bad.yaml'), 'pipeline: [\n');
+    expect(() => showPipeline(new PipelineLibrary([dir]), 'bad')).toThrow(ConfigError);
+    expect(() => showPipeline(new PipelineLibrary([dir]), 'bad')).toThrow(new RegExp(`^${join(dir, 'bad.yaml')}:\\d+:\\d+: `));
+  });
+});
