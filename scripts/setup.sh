@@ -1,7 +1,17 @@
 #!/usr/bin/env bash
-# Installs everything builder and its tests need on a Debian/Ubuntu machine. Idempotent: safe to re-run.
+# Installs everything builder needs on a Debian/Ubuntu machine. Idempotent: safe to re-run.
+#   scripts/setup.sh               what `builder build` needs
+#   scripts/setup.sh --test-tools  also the toolchains and VM parts the test suite exercises for real
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+TEST_TOOLS=0
+for arg in "$@"; do
+  case "$arg" in
+    --test-tools) TEST_TOOLS=1 ;;
+    *) echo "usage: $0 [--test-tools]" >&2; exit 2 ;;
+  esac
+done
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -12,6 +22,11 @@ APT_PACKAGES=(
   gcc make libc6-dev
   git ca-certificates curl xz-utils
 )
+if [ "$TEST_TOOLS" = 1 ]; then
+  # Built-in pipelines run for real in the tests (go and cargo are too large; those tests check the
+  # generated commands only).
+  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

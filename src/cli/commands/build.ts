@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { BuildFailedError, build } from '../../build/build.ts';
 import { chooseRenderer } from '../../build/progress.ts';
+import { buildReproducibly } from '../../build/reproducible.ts';
 import { resolveSourceDateEpoch } from '../../build/source-date.ts';
 import { HostProvider } from '../../environment/host.ts';
 import { hostArch } from '../../pipeline/arch.ts';
@@ -28,6 +29,7 @@ interface BuildFlags {
   lintWarn: string[];
   persistLintResults: boolean;
   pipelineDir: string[];
+  verifyReproducible: boolean;
   buildOption: string[];
 }
 
@@ -49,9 +51,10 @@ export function registerBuildCommand(program: Command): void {
     .option('--source-dir <dir>', 'directory copied into the workspace (default: the recipe\'s folder)')
     .option('--cache-dir <dir>', 'cache mounted at /var/cache/melange', defaultCacheDir())
     .option('--workspace-dir <dir>', 'where the per-build temp workspace is created (default: the system temp dir)')
-    .option('--build-date <date>', 'SOURCE_DATE_EPOCH for the build, seconds or ISO 8601 (the SOURCE_DATE_EPOCH variable wins)')
+    .option('--build-date <date>', 'timestamp for every file, seconds or ISO 8601 (SOURCE_DATE_EPOCH wins; default: the recipe\'s git commit time, else 0)')
     .option('--debug', 'trace every shell command (set -x)', false)
     .option('--no-generate-index', 'do not update <out-dir>/<arch>/APKINDEX.tar.gz')
+    .option('--verify-reproducible', 'build twice in fresh workspaces and fail, naming the first differing files, unless the packages are identical', false)
     .option('--keep-workspace', 'keep the workspace after a successful build (always kept on failure)', false)
     .option('--namespace <name>', 'distribution namespace for SBOM package URLs (pkg:apk/<namespace>/...)', 'unknown')
     .option('--lint-require <linters>', 'make these linters errors (comma-separated, repeatable)', collectLinterList, [])
@@ -66,12 +69,12 @@ It is quick for local iteration but NOT hermetic: the packages see whatever this
 Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
     )
     .action(async (recipes: string[], flags: BuildFlags) => {
-      const sourceDateEpoch = resolveSourceDateEpoch(process.env, flags.buildDate);
       const progress = chooseRenderer();
       await withInterrupt(async (signal) => {
         for (const recipe of recipes) {
+          const sourceDateEpoch = await resolveSourceDateEpoch(process.env, flags.buildDate, recipe);
           try {
-            const result = await build({
+            const result = await (flags.verifyReproducible ? buildReproducibly : build)({
               recipeFile: recipe,
               arch: flags.arch,
               runner: flags.runner,

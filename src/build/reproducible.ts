@@ -1,0 +1,52 @@
+// `builder build --verify-reproducible`: the recipe is built twice, each time in a fresh workspace and a
+// private out dir; only when every package of both builds is byte-identical are the first build's packages
+// moved into the real out dir and indexed.
+import { copyFile, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { updateApkIndex } from '../apk/index.ts';
+import { loadSigningKey } from '../apk/keys.ts';
+import { BuilderError } from '../errors.ts';
+import { verifyReproducible } from '../lint/reproducible.ts';
+import { build, type BuildOptions, type BuildResult } from './build.ts';
+
+export async function buildReproducibly(options: BuildOptions): Promise<BuildResult> {
+  const outDir = resolve(options.outDir);
+  const scratch = await mkdir(outDir, { recursive: true })
+    .then(() => mkdtemp(join(outDir, '.reproducible-')))
+    .catch((err: unknown) => {
+      throw new BuilderError(`--out-dir: ${outDir} is not writable (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    });
+  try {
+    const once = { ...options, generateIndex: false };
+    options.progress.note('reproducibility check: first build');
+    const first = await build({ ...once, outDir: join(scratch, 'first') });
+    options.progress.note('reproducibility check: second build');
+    const second = await build({ ...once, outDir: join(scratch, 'second') });
+    await verifyReproducible(
+      first.packages.map((p, i) => ({ packageName: p.name, first: p.path, second: second.packages[i]?.path ?? '(missing)' })),
+    );
+    options.progress.note(`reproducible: ${first.packages.length} package(s) identical in both builds`);
+
+    const archDir = resolve(options.outDir, first.plan.arch);
+    await mkdir(archDir, { recursive: true });
+    const packages = [];
+    for (const p of first.packages) {
+      const final = join(archDir, basename(p.path));
+      // The scratch dir is inside the out dir, so this is a rename on one filesystem; copy if it is not.
+      await rename(p.path, final).catch(async () => {
+        await copyFile(p.path, `${final}.tmp`);
+        await rename(`${final}.tmp`, final);
+      });
+      packages.push({ ...p, path: final });
+    }
+    let indexPath: string | undefined;
+    if (options.generateIndex && packages.length > 0) {
+      indexPath = join(archDir, 'APKINDEX.tar.gz');
+      const signingKey = options.signingKey ? await loadSigningKey(options.signingKey) : undefined;
+      await updateApkIndex({ path: indexPath, add: packages.map((p) => p.entry), signingKey });
+    }
+    return { ...first, packages, indexPath };
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
+}
