@@ -16,9 +16,9 @@ done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Host tools: the sandbox, a C toolchain for the examples, git for sources.
+# Host tools: the sandbox, Debian build roots, a C toolchain for the examples, git for sources.
 APT_PACKAGES=(
-  bubblewrap
+  bubblewrap mmdebstrap
   gcc make libc6-dev
   git ca-certificates curl xz-utils
 )

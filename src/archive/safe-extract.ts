@@ -1,8 +1,23 @@
 // Path-safe tar extraction, shared by everything that unpacks data we did not write ourselves: packages
 // into build roots, workspaces coming back from a VM, image layers. No entry may land outside the
 // destination: absolute names, `..` components and writes through symlinks that leave the root are refused.
-import { createWriteStream } from 'node:fs';
-import { chmod, chown, lchown, link, lstat, mkdir, readlink, rm, symlink, utimes } from 'node:fs/promises';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants as fsConstants,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  rmSync,
+  type Stats,
+  symlinkSync,
+  utimesSync,
+  writeSync,
+} from 'node:fs';
 import { join, posix } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -20,6 +35,13 @@ export interface ExtractOptions {
   preserveMtime?: boolean;
   /** Called for each entry after it is written, with its normalised relative name. */
   onEntry?: (name: string, header: tar.Header) => void;
+  /** Entries for which this returns false are skipped (e.g. OCI whiteout markers). */
+  filter?: (name: string, header: tar.Header) => boolean;
+  /**
+   * A directory entry whose path is already a symlink to a directory inside the root keeps the link (as apk
+   * does), instead of replacing it: layering packages on a merged-/usr base must not turn /lib into a directory.
+   */
+  keepDirectorySymlinks?: boolean;
 }
 
 export interface ExtractResult {
@@ -43,6 +65,14 @@ export function safeEntryName(raw: string, where: string): string {
  * (absolute targets are relative to `root`). Throws if any step leaves the root.
  */
 export async function resolveInside(root: string, rel: string, where: string, followLast = false): Promise<string> {
+  return resolveInsideSync(root, rel, where, followLast);
+}
+
+function lstatOrUndefined(path: string): Stats | undefined {
+  return lstatSync(path, { throwIfNoEntry: false });
+}
+
+function resolveInsideSync(root: string, rel: string, where: string, followLast: boolean): string {
   const pending = rel.split('/').filter((p) => p !== '' && p !== '.');
   const resolved: string[] = [];
   let hops = 0;
@@ -58,10 +88,10 @@ export async function resolveInside(root: string, rel: string, where: string, fo
       resolved.push(part);
       break;
     }
-    const st = await lstat(candidate).catch(() => undefined);
+    const st = lstatOrUndefined(candidate);
     if (st?.isSymbolicLink()) {
       if (++hops > 40) throw new PackageFormatError(`${where}: too many symlinks resolving "${rel}"`);
-      const target = await readlink(candidate);
+      const target = readlinkSync(candidate);
       if (target.startsWith('/')) resolved.length = 0;
       pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
       continue;
@@ -71,6 +101,21 @@ export async function resolveInside(root: string, rel: string, where: string, fo
   return join(root, ...resolved);
 }
 
+/** Writes a stream's chunks to a new file (never through an existing link: the target was just removed). */
+async function writeEntry(content: AsyncIterable<Buffer>, target: string): Promise<void> {
+  const fd = openSync(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  try {
+    for await (const chunk of content) {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd, chunk, off, chunk.length - off);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+// The per-entry filesystem calls are synchronous on purpose: each is a few microseconds, while an async call
+// costs a thread-pool round trip, and a package of thousands of small files is bound by that latency.
 export async function extractTar(input: Readable, options: ExtractOptions): Promise<ExtractResult> {
   const extract = tar.extract();
   const result: ExtractResult = { entries: 0, bytes: 0 };
@@ -81,46 +126,54 @@ export async function extractTar(input: Readable, options: ExtractOptions): Prom
       const h = entry.header;
       const name = safeEntryName(h.name, options.where);
       const where = `${options.where}: entry "${h.name}"`;
-      if (name === '') {
+      if (name === '' || (options.filter && !options.filter(name, h))) {
         entry.resume();
         continue;
       }
       // The parent must resolve inside the root; the entry itself is never followed if it is a symlink.
       const parent = posix.dirname(name);
-      const parentPath = parent === '.' ? options.dest : await resolveInside(options.dest, parent, where, true);
+      const parentPath = parent === '.' ? options.dest : resolveInsideSync(options.dest, parent, where, true);
       const target = join(parentPath, posix.basename(name));
       const mode = (h.mode ?? 0o644) & 0o7777;
       switch (h.type) {
         case 'directory': {
-          const st = await lstat(target).catch(() => undefined);
-          if (st && !st.isDirectory()) await rm(target, { recursive: true, force: true });
-          if (!st?.isDirectory()) await mkdir(target, { recursive: true });
+          const st = lstatOrUndefined(target);
+          if (st?.isSymbolicLink() && options.keepDirectorySymlinks) {
+            // resolveInside throws when the link leaves the root; modes of the base's directory are left alone.
+            const resolved = resolveInsideSync(options.dest, name, where, true);
+            if (lstatOrUndefined(resolved)?.isDirectory()) {
+              entry.resume();
+              break;
+            }
+          }
+          if (st && !st.isDirectory()) rmSync(target, { recursive: true, force: true });
+          if (!st?.isDirectory()) mkdirSync(target, { recursive: true });
           dirModes.push({ path: target, mode, mtime: h.mtime });
           entry.resume();
           break;
         }
         case 'file':
         case 'contiguous-file': {
-          await mkdir(parentPath, { recursive: true });
-          await rm(target, { force: true, recursive: true });
-          await pipeline(entry, createWriteStream(target, { mode: 0o600 }));
-          await chmod(target, mode);
+          mkdirSync(parentPath, { recursive: true });
+          rmSync(target, { force: true, recursive: true });
+          await writeEntry(entry as AsyncIterable<Buffer>, target);
+          chmodSync(target, mode);
           result.bytes += h.size ?? 0;
           break;
         }
         case 'symlink': {
-          await mkdir(parentPath, { recursive: true });
-          await rm(target, { force: true, recursive: true });
-          await symlink(h.linkname ?? '', target);
+          mkdirSync(parentPath, { recursive: true });
+          rmSync(target, { force: true, recursive: true });
+          symlinkSync(h.linkname ?? '', target);
           entry.resume();
           break;
         }
         case 'link': {
           const linkName = safeEntryName(h.linkname ?? '', where);
-          const source = await resolveInside(options.dest, linkName, where, true);
-          await mkdir(parentPath, { recursive: true });
-          await rm(target, { force: true, recursive: true });
-          await link(source, target);
+          const source = resolveInsideSync(options.dest, linkName, where, true);
+          mkdirSync(parentPath, { recursive: true });
+          rmSync(target, { force: true, recursive: true });
+          linkSync(source, target);
           entry.resume();
           break;
         }
@@ -129,8 +182,8 @@ export async function extractTar(input: Readable, options: ExtractOptions): Prom
           throw new PackageFormatError(`${where}: unsupported entry type ${h.type ?? 'unknown'}`);
       }
       if (h.type !== 'directory') {
-        if (options.preserveOwner && h.type !== 'link') await lchownSafe(target, h.uid ?? 0, h.gid ?? 0, h.type === 'symlink');
-        if (options.preserveMtime && h.mtime && h.type !== 'symlink' && h.type !== 'link') await utimes(target, h.mtime, h.mtime);
+        if (options.preserveOwner && h.type !== 'link') lchownSafe(target, h.uid ?? 0, h.gid ?? 0, h.type === 'symlink');
+        if (options.preserveMtime && h.mtime && h.type !== 'symlink' && h.type !== 'link') utimesSync(target, h.mtime, h.mtime);
       }
       result.entries++;
       options.onEntry?.(name, h);
@@ -144,12 +197,13 @@ export async function extractTar(input: Readable, options: ExtractOptions): Prom
   }
   // Directory modes last, deepest first, so a read-only directory does not block its own children.
   for (const d of dirModes.reverse()) {
-    await chmod(d.path, d.mode);
-    if (options.preserveMtime && d.mtime) await utimes(d.path, d.mtime, d.mtime);
+    chmodSync(d.path, d.mode);
+    if (options.preserveMtime && d.mtime) utimesSync(d.path, d.mtime, d.mtime);
   }
   return result;
 }
 
-async function lchownSafe(path: string, uid: number, gid: number, isLink: boolean): Promise<void> {
-  await (isLink ? lchown(path, uid, gid) : chown(path, uid, gid));
+function lchownSafe(path: string, uid: number, gid: number, isLink: boolean): void {
+  if (isLink) lchownSync(path, uid, gid);
+  else chownSync(path, uid, gid);
 }

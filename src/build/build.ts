@@ -28,6 +28,8 @@ export interface BuildOptions {
   runner: string;
   runners: Runner[];
   environmentProvider: EnvironmentProvider;
+  /** What the command line adds to the recipe's environment. */
+  environment?: EnvironmentAdditions;
   outDir: string;
   signingKey?: string;
   /** Extra pipeline definition directories searched before the built-ins (`--pipeline-dir`). */
@@ -51,6 +53,15 @@ export interface BuildOptions {
   persistLintResults?: boolean;
   progress: ProgressRenderer;
   signal?: AbortSignal;
+}
+
+export interface EnvironmentAdditions {
+  /** `--base`: overrides a base entry in the recipe's repositories. */
+  base?: string;
+  repositoryAppend?: string[];
+  keyringAppend?: string[];
+  packageAppend?: string[];
+  ignoreSignatures?: boolean;
 }
 
 export interface BuildResult {
@@ -82,6 +93,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     buildOptions: options.buildOptions,
   });
   const main = plan.packages[0]!;
+  const env = options.environment ?? {};
   for (const s of plan.skippedPackages) options.progress.note(`skipping subpackage ${s.name}: ${s.reason}`);
   if (!isArchTargeted(plan)) {
     options.progress.note(`skipping ${main.name}: package.target-architecture (${plan.targetArchitecture.join(', ')}) excludes ${plan.arch}`);
@@ -125,12 +137,14 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         run: async (ctx) => {
           root = await options.environmentProvider.prepare(
             {
-              repositories: plan.environment.repositories,
-              keyring: plan.environment.keyring,
-              packages: plan.environment.packages,
+              repositories: [...plan.environment.repositories, ...(env.repositoryAppend ?? [])],
+              keyring: [...plan.environment.keyring, ...(env.keyringAppend ?? [])],
+              packages: [...plan.environment.packages, ...(env.packageAppend ?? [])],
               arch: plan.arch,
+              base: env.base,
               accounts: plan.environment.accounts,
-              baseDir: dirname(recipeFile),
+              ignoreSignatures: env.ignoreSignatures ?? false,
+              baseDir: process.cwd(),
             },
             (line) => ctx.output(line),
           );
@@ -208,7 +222,7 @@ function podConfig(plan: BuildPlan, root: PreparedRoot, ws: Workspace, options: 
     cacheDir: resolve(options.cacheDir),
     mounts: [],
     network: false,
-    runAs: plan.environment.runAs,
+    runAs: root.runAs ?? plan.environment.runAs,
     arch: plan.arch,
     resources: plan.resources,
     capabilities: plan.capabilities,

@@ -17,6 +17,8 @@ export interface BuildRoot {
   mounts: Mount[];
   /** The whole root as one host directory, when the root is one (VM runners need it). */
   directory?: string;
+  /** Content digest of a cached root, for runners that cache artefacts derived from it (VM disk images). */
+  digest?: string;
 }
 
 export interface PodConfig {

@@ -1,4 +1,5 @@
 // Commands over packages and indexes: keygen, sign, index, verify.
+import { access } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { collect } from '../options.ts';
 import type { Command } from 'commander';
@@ -9,6 +10,13 @@ import { resignApk } from '../../apk/resign.ts';
 import { verifyApk, verifyApkIndex } from '../../apk/verify.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
 
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 export function registerApkCommands(program: Command): void {
   program
     .command('keygen')
@@ -16,9 +24,14 @@ export function registerApkCommands(program: Command): void {
     .argument('[name]', 'path and base name of the key files', 'builder')
     .option('--bits <n>', 'RSA modulus size', '4096')
     .option('--force', 'replace existing key files', false)
-    .action(async (name: string, flags: { bits: string; force: boolean }) => {
+    .option('--keep-existing', 'do nothing (and succeed) when both key files already exist', false)
+    .action(async (name: string, flags: { bits: string; force: boolean; keepExisting: boolean }) => {
       const bits = Number.parseInt(flags.bits, 10);
       const base = name.endsWith('.rsa') ? name : `${name}.rsa`;
+      if (flags.keepExisting && (await exists(base)) && (await exists(`${base}.pub`))) {
+        console.log(`keeping existing ${base} and ${base}.pub`);
+        return;
+      }
       const key = await generateSigningKey(base, { bits, force: flags.force });
       console.log(`wrote ${key.privatePath} and ${key.publicPath} (key name ${key.keyName})`);
     });

@@ -5,7 +5,8 @@ import { BuildFailedError, build } from '../../build/build.ts';
 import { chooseRenderer } from '../../build/progress.ts';
 import { buildReproducibly } from '../../build/reproducible.ts';
 import { resolveSourceDateEpoch } from '../../build/source-date.ts';
-import { HostProvider } from '../../environment/host.ts';
+import { defaultRootCacheDir } from '../../environment/root-provider.ts';
+import { SelectingProvider } from '../../environment/select.ts';
 import { hostArch } from '../../pipeline/arch.ts';
 import { BubblewrapRunner } from '../../runners/bubblewrap.ts';
 import { collectLinterList } from '../../lint/settings.ts';
@@ -30,6 +31,13 @@ interface BuildFlags {
   persistLintResults: boolean;
   pipelineDir: string[];
   verifyReproducible: boolean;
+  base?: string;
+  repositoryAppend: string[];
+  keyringAppend: string[];
+  packageAppend: string[];
+  apkCacheDir?: string;
+  rootCacheDir?: string;
+  ignoreSignatures: boolean;
   buildOption: string[];
 }
 
@@ -48,6 +56,13 @@ export function registerBuildCommand(program: Command): void {
     .option('--signing-key <file>', 'RSA private key to sign packages and the index with (see `builder keygen`)')
     .option('--pipeline-dir <dir>', 'directory of pipeline definitions searched before the built-ins (repeatable)', collect, [])
     .option('--build-option <name>', 'enable a recipe build option from `options` (repeatable)', collect, [])
+    .option('--base <ref>', 'base of the build root: debian:SUITE[:PKG,...][@MIRROR], dir:PATH, oci:PATH or host')
+    .option('--repository-append <repo>', 'APK repository (directory or URL) added to the recipe\'s (repeatable)', collect, [])
+    .option('--keyring-append <key>', 'public key trusted for repositories (repeatable)', collect, [])
+    .option('--package-append <pkg>', 'package added to the build environment (repeatable)', collect, [])
+    .option('--ignore-signatures', 'accept unsigned or untrusted repository indexes and packages', false)
+    .option('--apk-cache-dir <dir>', 'cache for downloaded packages and indexes (default: <root cache>/downloads)')
+    .option('--root-cache-dir <dir>', 'cache of build roots', defaultRootCacheDir())
     .option('--source-dir <dir>', 'directory copied into the workspace (default: the recipe\'s folder)')
     .option('--cache-dir <dir>', 'cache mounted at /var/cache/melange', defaultCacheDir())
     .option('--workspace-dir <dir>', 'where the per-build temp workspace is created (default: the system temp dir)')
@@ -63,8 +78,12 @@ export function registerBuildCommand(program: Command): void {
     .addHelpText(
       'after',
       `
-Build roots: this version builds in the "host" root: the host's /usr, /bin, /lib*, /etc mounted read-only.
-It is quick for local iteration but NOT hermetic: the packages see whatever this machine has installed.
+Build roots: a hermetic root is made from what the recipe declares (environment.contents: a base such as
+debian:bookworm:gcc,make in repositories or --base, plus APK repositories and packages) and cached by the
+digest of its inputs. A recipe that declares neither builds in the host's /usr, /etc (read-only, NOT hermetic);
+--base host asks for that explicitly. See docs/environments.md.
+
+Network: steps have no network.
 
 Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
     )
@@ -79,7 +98,14 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               arch: flags.arch,
               runner: flags.runner,
               runners: [new BubblewrapRunner({ debug: flags.debug })],
-              environmentProvider: new HostProvider(),
+              environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir, apkCacheDir: flags.apkCacheDir, signal }),
+              environment: {
+                base: flags.base,
+                repositoryAppend: flags.repositoryAppend,
+                keyringAppend: flags.keyringAppend,
+                packageAppend: flags.packageAppend,
+                ignoreSignatures: flags.ignoreSignatures,
+              },
               outDir: flags.outDir,
               signingKey: flags.signingKey,
               sourceDir: flags.sourceDir,
