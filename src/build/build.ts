@@ -1,20 +1,19 @@
 // One build, end to end: recipe → compiled plan → build root → runner → workspace → packages → index.
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
-import { access, constants, mkdir, rm } from 'node:fs/promises';
-import { extractTar } from '../archive/safe-extract.ts';
+import { access, constants, mkdir } from 'node:fs/promises';
 import { prepareSources } from '../sources/prepare.ts';
 import { dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
 import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
-import { BuilderError, StepFailedError } from '../errors.ts';
+import { BuilderError } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
-import { type BuildPlan, isArchTargeted, type PackagePlan, type StepPlan } from '../pipeline/plan.ts';
-import type { PodConfig, Runner } from '../runners/runner.ts';
+import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
+import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
-import { LineSplitter, Tail } from './lines.ts';
-import type { ProgressRenderer, Task, TaskContext } from './progress.ts';
+import type { ProgressRenderer, Task } from './progress.ts';
+import { podConfig, retrieveWorkspace, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
@@ -82,8 +81,6 @@ export class BuildFailedError extends BuilderError {
     this.workspace = workspace;
   }
 }
-
-const STEP_TAIL = 25;
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const recipeFile = resolve(options.recipeFile);
@@ -154,14 +151,31 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       },
       {
         title: `Start ${runner.name} sandbox`,
-        run: async () => runner.start(podConfig(plan, root!, ws, options)),
+        run: async () =>
+          runner.start(
+            podConfig({
+              name: main.name,
+              root: root!,
+              workspace: ws,
+              cacheDir: options.cacheDir,
+              runAs: root!.runAs ?? plan.environment.runAs,
+              plan,
+            }),
+          ),
       },
       ...plan.packages.map((pkg): Task => ({
         title: `Pipeline: ${pkg.name}`,
         skip: pkg.steps.length === 0 ? 'no steps' : undefined,
         subtasks: pkg.steps.map((step, i) => ({
           title: `${i + 1}/${pkg.steps.length} ${step.name}`,
-          run: (ctx) => runStep(runner, plan, pkg, step, ws, ctx, { ...options, signal }),
+          run: (ctx) =>
+            runStep(runner, step, ws, ctx, {
+              packageName: pkg.name,
+              baseEnv: plan.environment.env,
+              sourceDateEpoch: options.sourceDateEpoch,
+              debug: options.debug,
+              signal,
+            }),
         })),
       })),
       {
@@ -212,63 +226,6 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     }
   }
   return { plan, packages: built, indexPath, workspace: keep ? workspace?.root : undefined };
-}
-
-function podConfig(plan: BuildPlan, root: PreparedRoot, ws: Workspace, options: BuildOptions): PodConfig {
-  return {
-    packageName: plan.packages[0]!.name,
-    root,
-    workspaceDir: ws.dir,
-    cacheDir: resolve(options.cacheDir),
-    mounts: [],
-    network: false,
-    runAs: root.runAs ?? plan.environment.runAs,
-    arch: plan.arch,
-    resources: plan.resources,
-    capabilities: plan.capabilities,
-  };
-}
-
-async function runStep(
-  runner: Runner,
-  plan: BuildPlan,
-  pkg: PackagePlan,
-  step: StepPlan,
-  ws: Workspace,
-  ctx: TaskContext,
-  options: BuildOptions,
-): Promise<void> {
-  const tail = new Tail(STEP_TAIL);
-  ws.log.write(`\n# ${pkg.name}: ${step.name} (${step.source}) in ${step.workdir}\n`);
-  const splitter = new LineSplitter((line) => {
-    tail.add(line);
-    ctx.output(line);
-  });
-  const env = { ...plan.environment.env, ...step.env, SOURCE_DATE_EPOCH: String(options.sourceDateEpoch) };
-  const flags = options.debug ? '-ex' : '-e';
-  const code = await runner.run(['/bin/sh', flags, '-c', step.script], {
-    env,
-    workdir: step.workdir,
-    signal: options.signal,
-    onOutput: (_stream, chunk) => {
-      ws.log.write(chunk);
-      splitter.push(chunk);
-    },
-  });
-  splitter.flush();
-  if (code !== 0) {
-    ws.log.write(`# exit code ${code}\n`);
-    throw new StepFailedError(`step "${step.name}" of ${pkg.name} (${step.source}) failed with exit code ${code}`, code, tail.lines);
-  }
-}
-
-/** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */
-async function retrieveWorkspace(runner: Runner, ws: Workspace): Promise<void> {
-  const tar = await runner.workspaceTar();
-  if (!tar) return;
-  await rm(ws.outDir, { recursive: true, force: true });
-  await mkdir(ws.outDir, { recursive: true });
-  await extractTar(tar, { dest: ws.outDir, where: `workspace from the ${runner.name} runner` });
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

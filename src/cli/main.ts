@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { BuilderError, ConfigError, UsageError } from '../errors.ts';
 import { registerApkCommands } from './commands/apk.ts';
 import { registerBuildCommand } from './commands/build.ts';
+import { registerTestCommand } from './commands/test.ts';
 import { registerInitramfsCommand } from './commands/initramfs.ts';
 import { registerCacheCommand } from './commands/cache.ts';
 import { registerCompileCommand } from './commands/compile.ts';
@@ -21,6 +22,7 @@ const program = new Command('builder')
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
 registerBuildCommand(program);
+registerTestCommand(program);
 registerCacheCommand(program);
 registerCompileCommand(program);
 registerQueryCommand(program);

@@ -3,7 +3,7 @@
 import { type Command, Option } from 'commander';
 import { ensureBaseInitramfs, INITRAMFS_SOURCES, type InitramfsSource, writeBaseInitramfs } from '../../initramfs/base.ts';
 import { withInterrupt } from '../interrupt.ts';
-import { defaultCacheDir } from './build.ts';
+import { defaultCacheDir } from '../sandbox-options.ts';
 
 interface InitramfsFlags {
   from: InitramfsSource;

@@ -1,0 +1,80 @@
+// Running compiled steps in a started sandbox: shared by `builder build` and `builder test`.
+import { mkdir, rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { extractTar } from '../archive/safe-extract.ts';
+import { StepFailedError } from '../errors.ts';
+import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
+import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
+import { LineSplitter, Tail } from './lines.ts';
+import type { TaskContext } from './progress.ts';
+import type { Workspace } from './workspace.ts';
+
+/** Lines of a failed step's output repeated in the error. */
+const STEP_TAIL = 25;
+
+export function podConfig(o: {
+  name: string;
+  root: BuildRoot;
+  workspace: Workspace;
+  cacheDir: string;
+  runAs: { uid: number; gid: number };
+  plan: Pick<BuildPlan, 'arch' | 'resources' | 'capabilities'>;
+  network?: boolean;
+}): PodConfig {
+  return {
+    packageName: o.name,
+    root: o.root,
+    workspaceDir: o.workspace.dir,
+    cacheDir: resolve(o.cacheDir),
+    mounts: [],
+    network: o.network ?? false,
+    runAs: o.runAs,
+    arch: o.plan.arch,
+    resources: o.plan.resources,
+    capabilities: o.plan.capabilities,
+  };
+}
+
+export interface StepContext {
+  /** The package the step belongs to (or is testing), for messages. */
+  packageName: string;
+  /** The environment every step starts from; the step's own variables go over it. */
+  baseEnv: Record<string, string>;
+  sourceDateEpoch: number;
+  debug: boolean;
+  signal?: AbortSignal;
+}
+
+/** Runs one step as `/bin/sh -e -c`; its output goes to the log and the progress view; non-zero exit throws. */
+export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx: TaskContext, c: StepContext): Promise<void> {
+  const tail = new Tail(STEP_TAIL);
+  ws.log.write(`\n# ${c.packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
+  const splitter = new LineSplitter((line) => {
+    tail.add(line);
+    ctx.output(line);
+  });
+  const env = { ...c.baseEnv, ...step.env, SOURCE_DATE_EPOCH: String(c.sourceDateEpoch) };
+  const code = await runner.run(['/bin/sh', c.debug ? '-ex' : '-e', '-c', step.script], {
+    env,
+    workdir: step.workdir,
+    signal: c.signal,
+    onOutput: (_stream, chunk) => {
+      ws.log.write(chunk);
+      splitter.push(chunk);
+    },
+  });
+  splitter.flush();
+  if (code !== 0) {
+    ws.log.write(`# exit code ${code}\n`);
+    throw new StepFailedError(`step "${step.name}" of ${c.packageName} (${step.source}) failed with exit code ${code}`, code, tail.lines);
+  }
+}
+
+/** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */
+export async function retrieveWorkspace(runner: Runner, ws: Workspace): Promise<void> {
+  const tar = await runner.workspaceTar();
+  if (!tar) return;
+  await rm(ws.outDir, { recursive: true, force: true });
+  await mkdir(ws.outDir, { recursive: true });
+  await extractTar(tar, { dest: ws.outDir, where: `workspace from the ${runner.name} runner` });
+}

@@ -1,0 +1,178 @@
+// `builder test`: each package's `test` pipeline runs in a fresh root made from its test environment, with the
+// package under test installed from the out dir's repository (as built by `builder build`).
+import { dirname, resolve } from 'node:path';
+import { loadRecipe } from '../config/load.ts';
+import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
+import { BuilderError, errorMessage, UsageError } from '../errors.ts';
+import { compileRecipe } from '../pipeline/compile.ts';
+import type { PackagePlan } from '../pipeline/plan.ts';
+import type { Runner } from '../runners/runner.ts';
+import { selectRunner } from '../runners/select.ts';
+import { prepareSources } from '../sources/prepare.ts';
+import type { EnvironmentAdditions } from './build.ts';
+import type { ProgressRenderer, Task } from './progress.ts';
+import { podConfig, runStep } from './steps.ts';
+import { createWorkspace, type Workspace } from './workspace.ts';
+
+export interface TestOptions {
+  recipeFile: string;
+  /** `name` or `name=version` (`1.2-r0`) of packages to test; empty: every package with a test. */
+  targets: string[];
+  arch: string;
+  runner: string;
+  runners: Runner[];
+  environmentProvider: EnvironmentProvider;
+  environment?: EnvironmentAdditions;
+  /** Repository holding the packages under test (`builder build --out-dir`). */
+  outDir: string;
+  pipelineDirs?: string[];
+  buildOptions?: string[];
+  sourceDir?: string;
+  cacheDir: string;
+  workspaceDir?: string;
+  sourceDateEpoch: number;
+  debug: boolean;
+  keepWorkspace: boolean;
+  progress: ProgressRenderer;
+  signal?: AbortSignal;
+}
+
+export interface PackageTestResult {
+  name: string;
+  passed: boolean;
+  /** The failure, when it failed. */
+  error?: string;
+  details?: string[];
+  /** Kept workspace of a failed test. */
+  workspace?: string;
+}
+
+export class TestsFailedError extends BuilderError {
+  override name = 'TestsFailedError';
+}
+
+export async function testRecipe(options: TestOptions): Promise<PackageTestResult[]> {
+  const recipeFile = resolve(options.recipeFile);
+  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
+    arch: options.arch,
+    pipelineDirs: options.pipelineDirs,
+    buildOptions: options.buildOptions,
+  });
+  const pins = parseTargets(options.targets);
+  for (const name of pins.keys()) {
+    if (!plan.packages.some((p) => p.name === name)) throw new UsageError(`package "${name}" is not built by ${options.recipeFile}`);
+  }
+  const selected = plan.packages.filter((p) => p.test && (pins.size === 0 || pins.has(p.name)));
+  if (selected.length === 0) {
+    options.progress.note(`${options.recipeFile}: no package to test has a test section`);
+    return [];
+  }
+  const runner = await selectRunner(options.runner, options.runners);
+  const env = options.environment ?? {};
+  const results: PackageTestResult[] = [];
+
+  for (const pkg of selected) {
+    const test = pkg.test!;
+    const version = pins.get(pkg.name);
+    let ws: Workspace | undefined;
+    let root: PreparedRoot | undefined;
+    // A failed test keeps its workspace (like a failed build); an interrupted one does not.
+    let keep = options.keepWorkspace;
+    try {
+      ws = await createWorkspace({
+        parent: options.workspaceDir,
+        packageName: `${pkg.name}-test`,
+        sourceDir: options.sourceDir ?? dirname(recipeFile),
+        exclude: [resolve(options.outDir), resolve(options.cacheDir)],
+        packages: [],
+      });
+      const workspace = ws;
+      const tasks: Task[] = [
+        {
+          title: `Fetch test sources for ${pkg.name}`,
+          skip: test.sources.length > 0 ? undefined : 'no sources',
+          run: async (ctx) => {
+            await prepareSources({ recipeFile, sources: test.sources }, { cacheDir: options.cacheDir, log: (l) => ctx.output(l), signal: options.signal });
+          },
+        },
+        {
+          title: `Prepare test root for ${pkg.name}`,
+          run: async (ctx) => {
+            root = await options.environmentProvider.prepare(
+              {
+                repositories: [...test.environment.repositories, resolve(options.outDir), ...(env.repositoryAppend ?? [])],
+                keyring: [...test.environment.keyring, ...(env.keyringAppend ?? [])],
+                packages: [...test.environment.packages.map((p) => (p === pkg.name && version ? `${p}=${version}` : p)), ...(env.packageAppend ?? [])],
+                arch: plan.arch,
+                base: env.base,
+                ignoreSignatures: env.ignoreSignatures ?? false,
+                baseDir: process.cwd(),
+              },
+              (line) => ctx.output(line),
+            );
+            ctx.output(root.description);
+          },
+        },
+        {
+          title: `Start ${runner.name} sandbox`,
+          run: () =>
+            runner.start(
+              podConfig({ name: pkg.name, root: root!, workspace, cacheDir: options.cacheDir, runAs: root!.runAs ?? plan.environment.runAs, plan }),
+            ),
+        },
+        {
+          title: `Test ${pkg.name}`,
+          skip: test.steps.length > 0 ? undefined : 'no steps',
+          subtasks: test.steps.map((step, i) => ({
+            title: `${i + 1}/${test.steps.length} ${step.name}`,
+            run: (ctx) =>
+              runStep(runner, step, workspace, ctx, {
+                packageName: pkg.name,
+                baseEnv: test.environment.env,
+                sourceDateEpoch: options.sourceDateEpoch,
+                debug: options.debug,
+                signal: options.signal,
+              }),
+          })),
+        },
+      ];
+      await options.progress.run(tasks);
+      results.push({ name: pkg.name, passed: true });
+    } catch (err) {
+      if (options.signal?.aborted) throw err;
+      keep = true;
+      results.push({ name: pkg.name, passed: false, error: errorMessage(err), details: err instanceof BuilderError ? err.details : [], workspace: ws?.root });
+    } finally {
+      await runner.terminate().catch(() => undefined);
+      await root?.release().catch(() => undefined);
+      if (keep) await ws?.closeLog();
+      else await ws?.remove();
+    }
+  }
+  return results;
+}
+
+/** Reports each package's result; throws TestsFailedError when any failed. */
+export function reportTestResults(results: PackageTestResult[], note: (line: string) => void): void {
+  for (const r of results) note(`${r.passed ? 'PASS' : 'FAIL'} ${r.name}${r.error ? `: ${r.error}` : ''}`);
+  const failed = results.filter((r) => !r.passed);
+  if (failed.length > 0) {
+    throw new TestsFailedError(`${failed.length} of ${results.length} package test(s) failed: ${failed.map((f) => f.name).join(', ')}`, {
+      details: failed.flatMap((f) => [
+        `${f.name}: ${f.error ?? ''}`,
+        ...(f.details ?? []).map((d) => `  ${d}`),
+        ...(f.workspace ? [`  workspace kept at ${f.workspace} (full log: ${f.workspace}/build.log)`] : []),
+      ]),
+    });
+  }
+}
+
+function parseTargets(targets: string[]): Map<string, string | undefined> {
+  const pins = new Map<string, string | undefined>();
+  for (const t of targets) {
+    const [name, version] = t.split('=', 2);
+    if (!name) throw new UsageError(`invalid package "${t}": expected NAME or NAME=VERSION`);
+    pins.set(name, version || undefined);
+  }
+  return pins;
+}
