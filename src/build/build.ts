@@ -13,7 +13,7 @@ import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
-import { podConfig, retrieveWorkspace, runStep } from './steps.ts';
+import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
@@ -133,16 +133,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         title: 'Prepare build root',
         run: async (ctx) => {
           root = await options.environmentProvider.prepare(
-            {
-              repositories: [...plan.environment.repositories, ...(env.repositoryAppend ?? [])],
-              keyring: [...plan.environment.keyring, ...(env.keyringAppend ?? [])],
-              packages: [...plan.environment.packages, ...(env.packageAppend ?? [])],
-              arch: plan.arch,
-              base: env.base,
-              accounts: plan.environment.accounts,
-              ignoreSignatures: env.ignoreSignatures ?? false,
-              baseDir: process.cwd(),
-            },
+            rootSpec(plan.environment, env, plan.arch),
             (line) => ctx.output(line),
           );
           ctx.output(root.description);

@@ -4,10 +4,31 @@ import { resolve } from 'node:path';
 import { extractTar } from '../archive/safe-extract.ts';
 import { StepFailedError } from '../errors.ts';
 import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
+import type { AccountsSpec, EnvironmentSpec } from '../environment/provider.ts';
 import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
+import type { EnvironmentAdditions } from './build.ts';
 import { LineSplitter, Tail } from './lines.ts';
 import type { TaskContext } from './progress.ts';
 import type { Workspace } from './workspace.ts';
+
+/** The root a build or test asks for: what the recipe declares plus what the command line adds. */
+export function rootSpec(
+  declared: { repositories: string[]; keyring: string[]; packages: string[]; accounts?: AccountsSpec },
+  additions: EnvironmentAdditions,
+  arch: string,
+): EnvironmentSpec {
+  return {
+    repositories: [...declared.repositories, ...(additions.repositoryAppend ?? [])],
+    keyring: [...declared.keyring, ...(additions.keyringAppend ?? [])],
+    packages: [...declared.packages, ...(additions.packageAppend ?? [])],
+    arch,
+    base: additions.base,
+    ...(declared.accounts ? { accounts: declared.accounts } : {}),
+    ignoreSignatures: additions.ignoreSignatures ?? false,
+    // Relative repositories, keys and dir:/oci: bases are relative to where builder runs, as in melange.
+    baseDir: process.cwd(),
+  };
+}
 
 /** Lines of a failed step's output repeated in the error. */
 const STEP_TAIL = 25;

@@ -11,7 +11,7 @@ import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
 import type { EnvironmentAdditions } from './build.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
-import { podConfig, runStep } from './steps.ts';
+import { podConfig, rootSpec, runStep } from './steps.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 
 export interface TestOptions {
@@ -98,16 +98,9 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
         {
           title: `Prepare test root for ${pkg.name}`,
           run: async (ctx) => {
+            const packages = test.environment.packages.map((p) => (p === pkg.name && version ? `${p}=${version}` : p));
             root = await options.environmentProvider.prepare(
-              {
-                repositories: [...test.environment.repositories, resolve(options.outDir), ...(env.repositoryAppend ?? [])],
-                keyring: [...test.environment.keyring, ...(env.keyringAppend ?? [])],
-                packages: [...test.environment.packages.map((p) => (p === pkg.name && version ? `${p}=${version}` : p)), ...(env.packageAppend ?? [])],
-                arch: plan.arch,
-                base: env.base,
-                ignoreSignatures: env.ignoreSignatures ?? false,
-                baseDir: process.cwd(),
-              },
+              rootSpec({ ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages }, env, plan.arch),
               (line) => ctx.output(line),
             );
             ctx.output(root.description);
