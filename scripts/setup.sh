@@ -16,9 +16,11 @@ done
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-# Host tools: the sandbox, Debian build roots, a C toolchain for the examples, git for sources.
+# Host tools: the sandbox and the VM runner, Debian build roots, a C toolchain for the examples, git for sources.
 APT_PACKAGES=(
-  bubblewrap mmdebstrap
+  bubblewrap
+  qemu-system-x86 e2fsprogs kmod
+  mmdebstrap
   gcc make libc6-dev
   git ca-certificates curl xz-utils
 )
@@ -53,4 +55,7 @@ echo "setup: node $(node --version)"
 
 # Project dependencies, exactly as locked. None of them needs an install script.
 npm ci --no-fund --no-audit >/dev/null
+
+# A guest kernel for `--runner qemu`: Debian's cloud kernel, unpacked (not installed) where the runner looks.
+./scripts/fetch-kernel.sh >/dev/null
 echo "setup: done"

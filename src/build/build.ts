@@ -142,7 +142,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       },
       {
         title: `Start ${runner.name} sandbox`,
-        run: async () =>
+        run: async (ctx) =>
           runner.start(
             podConfig({
               name: main.name,
@@ -151,6 +151,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
               cacheDir: options.cacheDir,
               runAs: root!.runAs ?? plan.environment.runAs,
               plan,
+              log: (line) => ctx.output(line),
             }),
           ),
       },

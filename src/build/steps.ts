@@ -41,6 +41,7 @@ export function podConfig(o: {
   runAs: { uid: number; gid: number };
   plan: Pick<BuildPlan, 'arch' | 'resources' | 'capabilities'>;
   network?: boolean;
+  log?: (line: string) => void;
 }): PodConfig {
   return {
     packageName: o.name,
@@ -53,6 +54,7 @@ export function podConfig(o: {
     arch: o.plan.arch,
     resources: o.plan.resources,
     capabilities: o.plan.capabilities,
+    ...(o.log ? { log: o.log } : {}),
   };
 }
 

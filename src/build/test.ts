@@ -108,9 +108,17 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
         },
         {
           title: `Start ${runner.name} sandbox`,
-          run: () =>
+          run: (ctx) =>
             runner.start(
-              podConfig({ name: pkg.name, root: root!, workspace, cacheDir: options.cacheDir, runAs: root!.runAs ?? plan.environment.runAs, plan }),
+              podConfig({
+                name: pkg.name,
+                root: root!,
+                workspace,
+                cacheDir: options.cacheDir,
+                runAs: root!.runAs ?? plan.environment.runAs,
+                plan,
+                log: (line) => ctx.output(line),
+              }),
             ),
         },
         {

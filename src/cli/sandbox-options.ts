@@ -8,7 +8,9 @@ import type { EnvironmentProvider } from '../environment/provider.ts';
 import { defaultRootCacheDir } from '../environment/root-provider.ts';
 import { SelectingProvider } from '../environment/select.ts';
 import { hostArch } from '../pipeline/arch.ts';
+import { UsageError } from '../errors.ts';
 import { BubblewrapRunner } from '../runners/bubblewrap.ts';
+import { QemuRunner } from '../runners/qemu/runner.ts';
 import type { Runner } from '../runners/runner.ts';
 import { collect } from './options.ts';
 
@@ -30,6 +32,14 @@ export interface SandboxFlags {
   buildDate?: string;
   debug: boolean;
   keepWorkspace: boolean;
+  kernel?: string;
+  kernelModules?: string;
+  initramfs?: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  machine: 'q35' | 'microvm';
+  cpu?: string;
+  memory?: string;
+  vmBootTimeout: string;
 }
 
 export function defaultCacheDir(): string {
@@ -54,7 +64,15 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--workspace-dir <dir>', 'where the temp workspace is created (default: the system temp dir)')
     .option('--build-date <date>', "timestamp for every file, seconds or ISO 8601 (SOURCE_DATE_EPOCH wins; default: the recipe's git commit time, else 0)")
     .option('--debug', 'trace every shell command (set -x)', false)
-    .option('--keep-workspace', 'keep the workspace after success (always kept on failure)', false);
+    .option('--keep-workspace', 'keep the workspace after success (always kept on failure)', false)
+    .option('--kernel <file>', 'qemu runner: guest kernel image (else QEMU_KERNEL_IMAGE, else the newest /boot/vmlinuz-*)')
+    .option('--kernel-modules <dir>', 'qemu runner: modules for that kernel (else QEMU_KERNEL_MODULES, else /lib/modules/<release>)')
+    .option('--initramfs <file>', 'qemu runner: base initramfs (else QEMU_BASE_INITRAMFS, else built and cached on first use)')
+    .addOption(new Option('--accel <accel>', 'qemu runner: accelerator; auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(new Option('--machine <type>', 'qemu runner: machine type').choices(['q35', 'microvm']).default('q35'))
+    .option('--cpu <n>', 'qemu runner: vCPUs (default: package.resources.cpu, capped to the host)')
+    .option('--memory <size>', 'qemu runner: memory, e.g. 2G (default: package.resources.memory, capped to the host)')
+    .option('--vm-boot-timeout <seconds>', 'qemu runner: how long a boot may take before it is retried once', '60');
 }
 
 export interface SandboxSetup {
@@ -64,8 +82,26 @@ export interface SandboxSetup {
 }
 
 export function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): SandboxSetup {
+  const bootSeconds = Number(flags.vmBootTimeout);
+  if (!Number.isFinite(bootSeconds) || bootSeconds <= 0) throw new UsageError(`--vm-boot-timeout: "${flags.vmBootTimeout}" is not a positive number of seconds`);
   return {
-    runners: [new BubblewrapRunner({ debug: flags.debug })],
+    // `--runner auto` takes the first usable: the fast namespace sandbox, then the VM.
+    runners: [
+      new BubblewrapRunner({ debug: flags.debug }),
+      new QemuRunner({
+        cacheDir: flags.cacheDir,
+        kernel: flags.kernel,
+        kernelModules: flags.kernelModules,
+        initramfs: flags.initramfs,
+        accel: flags.accel,
+        machine: flags.machine,
+        cpu: flags.cpu,
+        memory: flags.memory,
+        bootTimeoutMs: bootSeconds * 1000,
+        debug: flags.debug,
+        signal,
+      }),
+    ],
     environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir, apkCacheDir: flags.apkCacheDir, signal }),
     environment: {
       base: flags.base,

@@ -37,6 +37,8 @@ export interface PodConfig {
   arch: string;
   resources: { cpu?: string; memory?: string; disk?: string };
   capabilities: { add: string[]; drop: string[] };
+  /** Progress lines from the sandbox itself (VM boot, images it caches), shown with the start task. */
+  log?: (line: string) => void;
 }
 
 export type OutputStream = 'stdout' | 'stderr';

@@ -1,0 +1,93 @@
+// Debian packages as a source of initramfs contents: `apt-get download` the packages and their dependency
+// closure, then unpack them with `dpkg-deb -x`. Nothing is installed and no maintainer script runs, so this
+// needs neither root nor a Debian root filesystem, only apt's package lists.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { BuilderError, MissingToolError } from '../errors.ts';
+
+const APT_LISTS = '/var/lib/apt/lists';
+
+export interface DebianFetchOptions {
+  packages: string[];
+  /** Where the .deb files are downloaded (a private temp dir). */
+  downloadDir: string;
+  /** Where they are unpacked, one tree for all. */
+  treeDir: string;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+function notFound(err: unknown): boolean {
+  return (err as { code?: string }).code === 'ENOENT';
+}
+
+async function tool(file: string, args: string[], options: { cwd?: string; signal?: AbortSignal; what: string }): Promise<string> {
+  const result = await execa(file, args, { cwd: options.cwd, cancelSignal: options.signal, reject: false, stdin: 'ignore' });
+  if (result.failed) {
+    if (result.isCanceled) throw new BuilderError(`${options.what}: interrupted`, { cause: options.signal?.reason });
+    if (notFound(result.cause)) {
+      throw new MissingToolError(`${options.what}: ${file} is not installed (it comes with Debian's apt and dpkg packages)`);
+    }
+    const stderr = String(result.stderr).trim().split('\n').slice(-10);
+    throw new BuilderError(`${options.what}: ${file} ${args.slice(0, 3).join(' ')}… failed (${result.shortMessage})`, { details: stderr });
+  }
+  return String(result.stdout);
+}
+
+/**
+ * The packages plus everything they depend on (Depends and Pre-Depends, recursively), as apt sees it;
+ * virtual packages are left out since one of their providers is listed too.
+ */
+export async function debianClosure(packages: string[], signal?: AbortSignal): Promise<string[]> {
+  const out = await tool(
+    'apt-cache',
+    ['depends', '--recurse', '--no-recommends', '--no-suggests', '--no-conflicts', '--no-breaks', '--no-replaces', '--no-enhances', ...packages],
+    { signal, what: 'resolving Debian packages' },
+  );
+  const names = new Set<string>();
+  for (const line of out.split('\n')) {
+    if (line === '' || line.startsWith(' ') || line.startsWith('<')) continue;
+    names.add(line.trim());
+  }
+  const missing = packages.filter((p) => !names.has(p));
+  if (missing.length > 0) throw new BuilderError(`unknown Debian package(s): ${missing.join(', ')} (apt-get update?)`);
+  return [...names].sort();
+}
+
+/** Downloads and unpacks the closure of `packages`; returns the package names unpacked. */
+export async function fetchDebianPackages(options: DebianFetchOptions): Promise<string[]> {
+  const closure = await debianClosure(options.packages, options.signal);
+  options.log(`downloading ${closure.length} Debian packages: ${closure.join(' ')}`);
+  // Downloading as root into a private directory: apt's _apt sandbox user could not write there.
+  await tool('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', ...closure], {
+    cwd: options.downloadDir,
+    signal: options.signal,
+    what: 'downloading Debian packages',
+  });
+  const debs = (await readdir(options.downloadDir)).filter((f) => f.endsWith('.deb')).sort();
+  for (const deb of debs) {
+    await tool('dpkg-deb', ['-x', join(options.downloadDir, deb), options.treeDir], { signal: options.signal, what: `unpacking ${deb}` });
+  }
+  return closure;
+}
+
+/**
+ * Identifies the state of apt's package lists (file names, sizes, times): when `apt-get update` brings new
+ * versions, this changes, and so does the digest of anything built from those packages.
+ */
+export async function aptListsIdentity(listsDir: string = APT_LISTS): Promise<string[]> {
+  let names: string[];
+  try {
+    names = (await readdir(listsDir)).filter((n) => n.includes('_Packages') || n.endsWith('Release')).sort();
+  } catch (err) {
+    if (notFound(err)) return [];
+    throw err;
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    const st = await stat(join(listsDir, n));
+    out.push(`${n} ${st.size} ${Math.floor(st.mtimeMs)}`);
+  }
+  return out;
+}

@@ -1,0 +1,125 @@
+// Per-run injection: the initrd a VM boots is the cached base archive, then the kernel modules for this kernel
+// (an uncompressed cpio fragment, cached per kernel), then a tiny archive with this run's keys and settings.
+// The kernel unpacks concatenated archives in order, so nothing in the base is ever rewritten. The copy holds
+// a private host key: it is created 0600 in a private directory and overwritten before it is removed.
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { CpioWriter } from '../../initramfs/cpio.ts';
+import { authorizedKeyLine, dropbearHostKey, type RunKeys } from './keys.ts';
+import type { KernelSpec } from './kernel.ts';
+
+/** The build channel's forced command, in the base archive. */
+export const BUILD_CHANNEL_COMMAND = '/usr/libexec/builder/build-channel';
+const KEY_OPTIONS = 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no-pty';
+
+export interface RunSettings {
+  runAs: { uid: number; gid: number };
+  network: boolean;
+}
+
+async function collect(write: (w: CpioWriter) => Promise<void>): Promise<Buffer> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const writer = new CpioWriter(out);
+  await write(writer);
+  await writer.finish();
+  out.end();
+  return Buffer.concat(chunks);
+}
+
+/** The per-run archive: settings, host key, authorized keys. A few hundred bytes. */
+export async function runArchive(keys: RunKeys, settings: RunSettings): Promise<Buffer> {
+  const conf = [
+    `BUILD_UID=${Math.trunc(settings.runAs.uid)}`,
+    `BUILD_GID=${Math.trunc(settings.runAs.gid)}`,
+    `NETWORK=${settings.network ? 1 : 0}`,
+    '',
+  ].join('\n');
+  const authorized = [
+    authorizedKeyLine(keys.control, 'builder-control', KEY_OPTIONS),
+    authorizedKeyLine(keys.build, 'builder-build', `command="${BUILD_CHANNEL_COMMAND}",${KEY_OPTIONS}`),
+    '',
+  ].join('\n');
+  return collect(async (w) => {
+    await w.file('etc/builder/run.conf', conf, { mode: 0o644 });
+    await w.file('etc/dropbear/host_key', dropbearHostKey(keys.host), { mode: 0o600 });
+    await w.file('root/.ssh/authorized_keys', authorized, { mode: 0o600 });
+  });
+}
+
+/**
+ * The modules fragment for a kernel (its files under lib/modules/<release>/ and the load list), written once
+ * per kernel and module set into the cache and reused by every run.
+ */
+export async function moduleArchive(kernel: KernelSpec, modules: string[], cacheDir: string): Promise<string> {
+  const hash = createHash('sha256').update(`${kernel.release}\0${kernel.modulesDir}\0`);
+  const sizes: number[] = [];
+  for (const m of modules) {
+    const st = await stat(join(kernel.modulesDir, m));
+    sizes.push(st.size);
+    hash.update(`${m}\0${st.size}\0${Math.floor(st.mtimeMs)}\0`);
+  }
+  const dir = join(cacheDir, 'qemu', 'modules');
+  const path = join(dir, `${hash.digest('hex').slice(0, 32)}.cpio`);
+  if ((await stat(path).catch(() => undefined))?.isFile()) return path;
+  await mkdir(dir, { recursive: true });
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    const writing = pipeline(out, createWriteStream(temp));
+    const w = new CpioWriter(out);
+    await w.file('etc/builder/modules', `${modules.join('\n')}\n`, { mode: 0o644 });
+    const dirs = new Set<string>();
+    for (const [i, m] of modules.entries()) {
+      const parts = `lib/modules/${kernel.release}/${m}`.split('/');
+      for (let j = 2; j < parts.length; j++) {
+        const d = parts.slice(0, j).join('/');
+        if (dirs.has(d)) continue;
+        dirs.add(d);
+        await w.directory(d, { mode: 0o755 });
+      }
+      await w.fileFrom(parts.join('/'), join(kernel.modulesDir, m), sizes[i]!, { mode: 0o644 });
+    }
+    await w.finish();
+    out.end();
+    await writing;
+    await rename(temp, path);
+  } catch (err) {
+    await rm(temp, { force: true });
+    throw err;
+  }
+  return path;
+}
+
+/**
+ * Writes the VM's initrd: base + zero padding to a 4-byte boundary (an uncompressed archive after a
+ * compressed one must start aligned) + modules fragment + run archive.
+ */
+export async function writeRunInitrd(path: string, base: string, modulesFragment: string, run: Buffer): Promise<number> {
+  await copyFile(base, path);
+  const fh = await open(path, 'r+', 0o600);
+  try {
+    await fh.chmod(0o600);
+    const { size } = await fh.stat();
+    const pad = Buffer.alloc((4 - (size % 4)) % 4);
+    const modules = await readFile(modulesFragment);
+    await fh.write(Buffer.concat([pad, modules, run]), 0, undefined, size);
+    return size + pad.length + modules.length + run.length;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Overwrites a file that held key material with zeros, then removes it. */
+export async function destroyFile(path: string): Promise<void> {
+  const st = await stat(path).catch(() => undefined);
+  if (st?.isFile()) {
+    await writeFile(path, Buffer.alloc(st.size)).catch(() => undefined);
+  }
+  await rm(path, { force: true });
+}
