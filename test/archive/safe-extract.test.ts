@@ -9,11 +9,11 @@ import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
 
-type Entry = tar.Headers & { body?: string };
+type Entry = Partial<tar.Header> & { name: string; body?: string };
 
 function tarOf(entries: Entry[]): Readable {
   const pack = tar.pack();
-  for (const { body, ...h } of entries) pack.entry(h, body);
+  for (const { body, ...h } of entries) pack.entry(h as tar.Header, body ?? '');
   pack.finalize();
   return pack as unknown as Readable;
 }
