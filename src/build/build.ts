@@ -20,7 +20,8 @@ import { lintSettings } from '../lint/settings.ts';
 
 export type { BuiltPackage } from './package.ts';
 
-export interface BuildOptions {
+/** What every command that runs a recipe in a sandbox (`build`, `test`) is given. */
+export interface SandboxRunOptions {
   recipeFile: string;
   arch: string;
   /** `bubblewrap`, `qemu` or `auto`. */
@@ -29,8 +30,8 @@ export interface BuildOptions {
   environmentProvider: EnvironmentProvider;
   /** What the command line adds to the recipe's environment. */
   environment?: EnvironmentAdditions;
+  /** The package repository: written by `build`, read by `test`. */
   outDir: string;
-  signingKey?: string;
   /** Extra pipeline definition directories searched before the built-ins (`--pipeline-dir`). */
   pipelineDirs?: string[];
   /** Recipe `options` to enable (`--build-option`). */
@@ -38,20 +39,24 @@ export interface BuildOptions {
   /** Copied into the workspace; defaults to the recipe's folder. */
   sourceDir?: string;
   cacheDir: string;
-  /** Parent of the per-build temp workspace (default: the system temp dir). */
+  /** Parent of the per-run temp workspace (default: the system temp dir). */
   workspaceDir?: string;
   sourceDateEpoch: number;
   debug: boolean;
-  generateIndex: boolean;
   keepWorkspace: boolean;
+  progress: ProgressRenderer;
+  signal?: AbortSignal;
+}
+
+export interface BuildOptions extends SandboxRunOptions {
+  signingKey?: string;
+  generateIndex: boolean;
   /** Distribution namespace for SBOM purls (`pkg:apk/<namespace>/...`); default `unknown`. */
   namespace?: string;
   /** Linter names forced to errors / warnings (`--lint-require`, `--lint-warn`). */
   lintRequire?: string[];
   lintWarn?: string[];
   persistLintResults?: boolean;
-  progress: ProgressRenderer;
-  signal?: AbortSignal;
 }
 
 export interface EnvironmentAdditions {

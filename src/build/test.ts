@@ -2,39 +2,19 @@
 // package under test installed from the out dir's repository (as built by `builder build`).
 import { dirname, resolve } from 'node:path';
 import { loadRecipe } from '../config/load.ts';
-import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
+import type { PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage, UsageError } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
-import type { PackagePlan } from '../pipeline/plan.ts';
-import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
-import type { EnvironmentAdditions } from './build.ts';
-import type { ProgressRenderer, Task } from './progress.ts';
+import type { SandboxRunOptions } from './build.ts';
+import type { Task } from './progress.ts';
 import { podConfig, rootSpec, runStep } from './steps.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 
-export interface TestOptions {
-  recipeFile: string;
+export interface TestOptions extends SandboxRunOptions {
   /** `name` or `name=version` (`1.2-r0`) of packages to test; empty: every package with a test. */
   targets: string[];
-  arch: string;
-  runner: string;
-  runners: Runner[];
-  environmentProvider: EnvironmentProvider;
-  environment?: EnvironmentAdditions;
-  /** Repository holding the packages under test (`builder build --out-dir`). */
-  outDir: string;
-  pipelineDirs?: string[];
-  buildOptions?: string[];
-  sourceDir?: string;
-  cacheDir: string;
-  workspaceDir?: string;
-  sourceDateEpoch: number;
-  debug: boolean;
-  keepWorkspace: boolean;
-  progress: ProgressRenderer;
-  signal?: AbortSignal;
 }
 
 export interface PackageTestResult {

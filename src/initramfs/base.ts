@@ -15,6 +15,7 @@ import { BuilderError, UsageError } from '../errors.ts';
 import { CpioWriter } from './cpio.ts';
 import { aptListsIdentity, fetchDebianPackages } from './debian.ts';
 import { libraryClosure } from './libraries.ts';
+import { OBSERVABILITY_GUEST_FILES } from '../observe/guest-files.ts';
 
 /** Bumped whenever the layout of the archive changes, so old cached archives are not reused. */
 const FORMAT_VERSION = 1;
@@ -28,10 +29,12 @@ export const DEBIAN_BASE_PACKAGES = ['busybox-static', 'dropbear-bin'];
 const BUSYBOX = 'bin/busybox';
 const SSH_SERVER = 'usr/sbin/dropbear';
 /** Our programs, checked in beside this file, and where they go in the archive. */
-const GUEST_PROGRAMS: { source: string; path: string }[] = [
+const GUEST_PROGRAMS: { source: string; path: string; mode?: number }[] = [
   { source: 'init', path: 'init' },
   { source: 'build-channel', path: 'usr/libexec/builder/build-channel' },
   { source: 'enter-root', path: 'usr/libexec/builder/enter-root' },
+  // The observability hook, its converter and the sentinel that says they are there (see src/observe/).
+  ...OBSERVABILITY_GUEST_FILES,
 ];
 /** Documentation and data a VM never reads, left out of extra packages. */
 const SKIPPED_PREFIXES = ['usr/share/doc/', 'usr/share/man/', 'usr/share/info/', 'usr/share/lintian/', 'usr/share/locale/', 'usr/share/bug/'];
@@ -50,7 +53,7 @@ export interface BaseInitramfsOptions {
   from?: InitramfsSource;
   /** Extra packages whose files are added (with the libraries their programs need). */
   packages?: string[];
-  /** Extra files, e.g. the observability hook and its sentinel. */
+  /** Extra files (configuration, hooks of your own). */
   files?: InitramfsFile[];
   log?: (line: string) => void;
   signal?: AbortSignal;
@@ -128,8 +131,8 @@ function guestProgramUrl(name: string): URL {
   return new URL(`./guest/${name}`, import.meta.url);
 }
 
-async function guestPrograms(): Promise<{ path: string; data: Buffer }[]> {
-  return Promise.all(GUEST_PROGRAMS.map(async (p) => ({ path: p.path, data: await readFile(guestProgramUrl(p.source)) })));
+async function guestPrograms(): Promise<{ path: string; data: Buffer; mode: number }[]> {
+  return Promise.all(GUEST_PROGRAMS.map(async (p) => ({ path: p.path, data: await readFile(guestProgramUrl(p.source)), mode: p.mode ?? 0o755 })));
 }
 
 function normalisedPackages(options: BaseInitramfsOptions): string[] {
@@ -145,7 +148,7 @@ export async function baseInitramfsDigest(options: BaseInitramfsOptions): Promis
   const from = options.from ?? 'debian';
   const hash = createHash('sha256');
   hash.update(JSON.stringify({ format: FORMAT_VERSION, from, base: DEBIAN_BASE_PACKAGES, extra: normalisedPackages(options) }));
-  for (const p of await guestPrograms()) hash.update(`\0${p.path}\0`).update(p.data);
+  for (const p of await guestPrograms()) hash.update(`\0${p.path} ${p.mode.toString(8)}\0`).update(p.data);
   for (const f of [...(options.files ?? [])].sort((a, b) => a.path.localeCompare(b.path))) {
     hash.update(`\0file ${f.path} ${f.mode.toString(8)}\0`).update(f.data);
   }
@@ -270,7 +273,7 @@ async function planArchive(tree: string, downloads: string, extra: string[], fil
   const closure = await libraryClosure(tree, regular);
   for (const p of closure.paths) await plan.fromTree(tree, p);
 
-  for (const p of await guestPrograms()) plan.set(p.path, { kind: 'data', data: p.data, mode: 0o755 });
+  for (const p of await guestPrograms()) plan.set(p.path, { kind: 'data', data: p.data, mode: p.mode });
   for (const f of files) plan.set(f.path.replace(/^\/+/, ''), { kind: 'data', data: Buffer.from(f.data), mode: f.mode });
   return plan;
 }

@@ -2,14 +2,14 @@
 // sandbox is assembled from the build root's mounts plus the standard ones (/dev, /proc, /tmp, the workspace,
 // the cache), every namespace unshared (network only when the pod allows it), a fixed uid/gid, an explicit
 // capability set and a seccomp filter denying the syscalls a build has no business making.
-import { constants as fsConstants } from 'node:fs';
-import { access, lstat, readFile, readlink, stat } from 'node:fs/promises';
+import { lstat, readFile, readlink, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
 import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
 import { buildSeccompFilter, hostSeccompArch } from './seccomp.ts';
+import { findExecutable } from './which.ts';
 
 export interface BubblewrapRunnerOptions {
   /** `bwrap` executable: a path, or a name looked up on PATH (default `bwrap`). */
@@ -132,21 +132,6 @@ async function readThroughMounts(mounts: readonly Mount[], sandboxFile: string):
   } catch {
     return null;
   }
-}
-
-async function findExecutable(name: string): Promise<string | null> {
-  const candidates = name.includes('/')
-    ? [path.resolve(name)]
-    : (process.env.PATH ?? '').split(':').filter((dir) => dir !== '').map((dir) => path.join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, fsConstants.X_OK);
-      if ((await stat(candidate)).isFile()) return candidate;
-    } catch {
-      // not here; keep looking
-    }
-  }
-  return null;
 }
 
 async function requireDirectory(dir: string, what: string, pkg: string): Promise<void> {

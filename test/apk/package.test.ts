@@ -9,7 +9,7 @@ import { generateSigningKey, loadKeyring, loadSigningKey, type SigningKey } from
 import { renderPkginfo, type PackageInfo } from '../../src/apk/pkginfo.ts';
 import { listApkData, readApk } from '../../src/apk/reader.ts';
 import { buildSignatureStream } from '../../src/apk/signature.ts';
-import { encodeTarEntry, encodeTarHeader, TAR_END_OF_ARCHIVE, type TarHeader } from '../../src/apk/tar.ts';
+import { encodeTarEntry, TAR_END_OF_ARCHIVE, type TarHeader } from '../../src/apk/tar.ts';
 import { verifyApk } from '../../src/apk/verify.ts';
 import { writeApk, type WriteApkOptions } from '../../src/apk/writer.ts';
 import { baseInfo, gnuTarList, makeTree, splitGzipMembers, useTempDirs } from './helpers.ts';

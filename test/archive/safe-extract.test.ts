@@ -61,7 +61,7 @@ describe('safe tar extraction', () => {
     ],
     ['a device', [{ name: 'dev', type: 'character-device' as const }], /unsupported entry type character-device/],
   ])('refuses %s and names the entry', async (_what, entries, message) => {
-    const { dest, result } = await extract(entries);
+    const { result } = await extract(entries);
     expect(result.ok).toBe(false);
     if (!result.ok) {
       expect(result.e).toBeInstanceOf(PackageFormatError);

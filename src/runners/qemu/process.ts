@@ -1,28 +1,13 @@
 // The QEMU process: found on PATH (with the package to install when it is not), started so that it dies with
 // us even if we are killed outright (PR_SET_PDEATHSIG through util-linux's setpriv), and always reaped.
-import { constants as fsConstants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { MissingToolError } from '../../errors.ts';
+import { findExecutable } from '../which.ts';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 export const QEMU_PACKAGE = 'qemu-system-x86';
 const STDERR_KEEP = 8192;
-
-async function which(name: string, searchPath: string): Promise<string | null> {
-  const candidates = name.includes('/') ? [path.resolve(name)] : searchPath.split(':').filter((d) => d !== '').map((d) => path.join(d, name));
-  for (const candidate of candidates) {
-    try {
-      await access(candidate, fsConstants.X_OK);
-      if ((await stat(candidate)).isFile()) return candidate;
-    } catch {
-      // keep looking
-    }
-  }
-  return null;
-}
 
 export interface QemuTools {
   qemu: string;
@@ -31,7 +16,7 @@ export interface QemuTools {
 }
 
 export async function findQemuTools(binary: string = QEMU_BINARY, searchPath: string = process.env.PATH ?? ''): Promise<QemuTools> {
-  const qemu = await which(binary, searchPath);
+  const qemu = await findExecutable(binary, searchPath);
   if (qemu === null) {
     throw new MissingToolError(
       binary === QEMU_BINARY
@@ -39,7 +24,7 @@ export async function findQemuTools(binary: string = QEMU_BINARY, searchPath: st
         : `QEMU binary ${binary} not found or not executable`,
     );
   }
-  return { qemu, setpriv: await which('setpriv', `${searchPath}:/usr/bin:/bin`) };
+  return { qemu, setpriv: await findExecutable('setpriv', `${searchPath}:/usr/bin:/bin`) };
 }
 
 export interface ExitStatus {

@@ -11,6 +11,9 @@ import { PassThrough, type Readable } from 'node:stream';
 import { resolveInside } from '../../archive/safe-extract.ts';
 import { BuilderError, errorMessage } from '../../errors.ts';
 import { ensureBaseInitramfs, type InitramfsFile } from '../../initramfs/base.ts';
+import { collectGuestObservability } from '../../observe/collect.ts';
+import type { ObservableRunner } from '../../observe/observable.ts';
+import type { ObservabilityResult } from '../../observe/recording.ts';
 import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../runner.ts';
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
 import { type BootedVm, bootVm, consoleTail } from './boot.ts';
@@ -64,7 +67,7 @@ export interface QemuRunnerOptions {
   pvh?: boolean;
   /** Extra kernel command-line arguments (debugging). */
   kernelArgs?: string[];
-  /** Extra files and packages for the base initramfs (e.g. the observability hook). */
+  /** Extra files and packages for the base initramfs (the observability hook is always there). */
   initramfsFiles?: InitramfsFile[];
   initramfsPackages?: string[];
   /** Parent directory of the per-VM private temp dir (default: the system temp dir). */
@@ -174,7 +177,7 @@ interface Running {
   build: SshConnection;
 }
 
-export class QemuRunner implements Runner {
+export class QemuRunner implements Runner, ObservableRunner {
   readonly name = 'qemu';
   readonly #options: QemuRunnerOptions;
   #log: (line: string) => void;
@@ -498,6 +501,15 @@ export class QemuRunner implements Runner {
     if (result.code !== 0) throw new BuilderError(`cannot read ${path} in the VM: ${result.stderr.toString('utf8').trim() || `exit ${result.code ?? result.signal}`}`);
     const truncated = result.stdout.length > maxBytes;
     return { data: truncated ? result.stdout.subarray(0, maxBytes) : result.stdout, truncated };
+  }
+
+  /**
+   * Stops the guest's observability hook and reads what it recorded, over the control channel; null when the
+   * initramfs has no hook (no sentinel). Call after the last step, before terminate().
+   */
+  async collectObservability(options: { signal?: AbortSignal } = {}): Promise<ObservabilityResult | null> {
+    this.#requireRunning();
+    return collectGuestObservability(this, options);
   }
 
   async workspaceTar(): Promise<Readable | null> {
