@@ -95,10 +95,16 @@ async function newestIn(bootDir: string): Promise<string | undefined> {
   return newest ? join(bootDir, newest) : undefined;
 }
 
-/** The host's own kernel, else the one scripts/fetch-kernel.sh unpacked. */
-async function defaultImage(): Promise<string | undefined> {
-  if (await isFile('/boot/vmlinuz')) return '/boot/vmlinuz';
-  return (await newestIn('/boot')) ?? (await newestIn(join(FETCHED_KERNEL_DIR, 'boot')));
+/** Where a kernel is looked for when none is named: the host's own, then the one scripts/fetch-kernel.sh unpacked. */
+export const DEFAULT_BOOT_DIRS: readonly string[] = ['/boot', join(FETCHED_KERNEL_DIR, 'boot')];
+
+async function defaultImage(bootDirs: readonly string[]): Promise<string | undefined> {
+  for (const dir of bootDirs) {
+    if (await isFile(join(dir, 'vmlinuz'))) return join(dir, 'vmlinuz');
+    const newest = await newestIn(dir);
+    if (newest) return newest;
+  }
+  return undefined;
 }
 
 /** The release a modules directory was built for, from its name or from a module's vermagic. */
@@ -141,7 +147,12 @@ async function locateModules(requested: string | undefined, flag: string, image:
 }
 
 /** Finds the kernel and its modules from the flags, then the environment, then /boot, then FETCHED_KERNEL_DIR. */
-export async function locateKernel(options: { kernel?: string; kernelModules?: string; env?: KernelEnvironment }): Promise<KernelSpec> {
+export async function locateKernel(options: {
+  kernel?: string;
+  kernelModules?: string;
+  env?: KernelEnvironment;
+  bootDirs?: readonly string[];
+}): Promise<KernelSpec> {
   const env = options.env ?? (process.env as KernelEnvironment);
   let flag = '--kernel';
   let image = options.kernel;
@@ -150,10 +161,10 @@ export async function locateKernel(options: { kernel?: string; kernelModules?: s
     flag = 'QEMU_KERNEL_IMAGE';
   }
   if (image === undefined) {
-    image = await defaultImage();
+    image = await defaultImage(options.bootDirs ?? DEFAULT_BOOT_DIRS);
     flag = 'kernel';
     if (image === undefined) {
-      throw new KernelError(`no kernel image: none given with --kernel or QEMU_KERNEL_IMAGE, none in /boot or ${FETCHED_KERNEL_DIR}/boot`, {
+      throw new KernelError(`no kernel image: none given with --kernel or QEMU_KERNEL_IMAGE, none in ${(options.bootDirs ?? DEFAULT_BOOT_DIRS).join(' or ')}`, {
         details: KERNEL_HOWTO,
       });
     }
