@@ -156,6 +156,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
               cacheDir: options.cacheDir,
               runAs: root!.runAs ?? plan.environment.runAs,
               plan,
+              cacheEntries: plan.sources.map((src) => src.cacheName),
               log: (line) => ctx.output(line),
             }),
           ),

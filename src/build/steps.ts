@@ -41,6 +41,7 @@ export function podConfig(o: {
   runAs: { uid: number; gid: number };
   plan: Pick<BuildPlan, 'arch' | 'resources' | 'capabilities'>;
   network?: boolean;
+  cacheEntries?: string[];
   log?: (line: string) => void;
 }): PodConfig {
   return {
@@ -54,6 +55,7 @@ export function podConfig(o: {
     arch: o.plan.arch,
     resources: o.plan.resources,
     capabilities: o.plan.capabilities,
+    ...(o.cacheEntries?.length ? { cacheEntries: o.cacheEntries } : {}),
     ...(o.log ? { log: o.log } : {}),
   };
 }

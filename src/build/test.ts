@@ -97,6 +97,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
                 cacheDir: options.cacheDir,
                 runAs: root!.runAs ?? plan.environment.runAs,
                 plan,
+                cacheEntries: test.sources.map((src) => src.cacheName),
                 log: (line) => ctx.output(line),
               }),
             ),

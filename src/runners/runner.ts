@@ -29,6 +29,11 @@ export interface PodConfig {
   workspaceDir: string;
   /** Host directory bound read-write at /var/cache/melange. */
   cacheDir: string;
+  /**
+   * The entries of cacheDir the steps need (fetched sources, git checkouts). Runners that cannot share the
+   * directory (VMs) copy just these in; runners that bind it whole ignore this.
+   */
+  cacheEntries?: string[];
   /** Extra mounts after the standard ones. */
   mounts: Mount[];
   network: boolean;

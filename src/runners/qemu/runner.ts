@@ -25,7 +25,7 @@ import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, typ
 import { findQemuTools } from './process.ts';
 import { pvhKernel } from './pvh.ts';
 import { SshConnection } from './ssh.ts';
-import { packDirectory } from './workspace.ts';
+import { packDirectory, packEntries } from './workspace.ts';
 
 export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 /** Where the build root and the workspace are inside the guest. */
@@ -370,6 +370,7 @@ export class QemuRunner implements Runner, ObservableRunner {
         throw err;
       });
       if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the workspace into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
+      await this.#uploadCacheEntries(pod, control, signal);
       this.#running = { pod, vm, control, build };
       t5 = performance.now();
     } finally {
@@ -490,6 +491,21 @@ export class QemuRunner implements Runner, ObservableRunner {
       signal: options.signal,
     });
     return { ...result, stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), truncated };
+  }
+
+  /**
+   * The guest cannot see the host's cache dir (the cloud kernel has no 9p), so the entries the steps need
+   * (fetched sources, git checkouts) are copied into the root's /var/cache/melange.
+   */
+  async #uploadCacheEntries(pod: PodConfig, control: SshConnection, signal: AbortSignal): Promise<void> {
+    const entries = [...new Set(pod.cacheEntries ?? [])];
+    if (entries.length === 0) return;
+    const upload = await control.exec(`tar -x -f - -C ${GUEST_ROOT}/var/cache/melange`, {
+      stdin: packEntries(pod.cacheDir, entries, { uid: pod.runAs.uid, gid: pod.runAs.gid, signal }),
+      onStderr: (chunk) => this.#log(`cache upload: ${chunk.toString('utf8').trimEnd()}`),
+      signal,
+    });
+    if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the cache entries into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
   }
 
   /** A file from the guest (outside the build root unless the path starts with /mnt/root); null when absent. */

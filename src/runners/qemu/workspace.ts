@@ -17,16 +17,38 @@ export interface PackOptions {
 
 /** Streams `dir`'s contents as a tar archive; files are read as the archive is consumed. */
 export function packDirectory(dir: string, options: PackOptions): Readable {
+  return packTree(dir, undefined, options);
+}
+
+/** Streams the named entries of `dir` (files or whole directories, relative paths) as a tar archive. */
+export function packEntries(dir: string, entries: string[], options: PackOptions): Readable {
+  return packTree(dir, [...entries].sort(), options);
+}
+
+function packTree(dir: string, topLevel: string[] | undefined, options: PackOptions): Readable {
   const pack = tar.pack();
   const owner = { uid: options.uid, gid: options.gid, uname: '', gname: '' };
-  const walk = async (rel: string): Promise<void> => {
-    const handle = await opendir(rel === '' ? dir : join(dir, rel));
-    const names: string[] = [];
-    for await (const d of handle) names.push(d.name);
-    names.sort();
+  const walk = async (rel: string, only?: string[]): Promise<void> => {
+    let names: string[];
+    if (only) {
+      names = only;
+    } else {
+      const handle = await opendir(rel === '' ? dir : join(dir, rel));
+      names = [];
+      for await (const d of handle) names.push(d.name);
+      names.sort();
+    }
+    const parents = new Set<string>();
     for (const name of names) {
       options.signal?.throwIfAborted();
       const path = rel === '' ? name : `${rel}/${name}`;
+      // A named entry like git/<digest> needs its parent directories in the archive first.
+      for (let i = path.indexOf('/'); only && i > 0; i = path.indexOf('/', i + 1)) {
+        const parent = path.slice(0, i);
+        if (parents.has(parent)) continue;
+        parents.add(parent);
+        pack.entry({ name: parent, type: 'directory', mode: 0o755, mtime: new Date(0), ...owner });
+      }
       const full = join(dir, path);
       const st = await lstat(full);
       const common = { name: path, mode: st.mode & 0o7777, mtime: st.mtime, ...owner };
@@ -39,11 +61,11 @@ export function packDirectory(dir: string, options: PackOptions): Readable {
         const entry = pack.entry({ ...common, type: 'file', size: st.size });
         await pipeline(createReadStream(full), entry);
       } else {
-        throw new BuilderError(`workspace: ${full} is neither a file, a directory nor a symlink; it cannot be sent to the VM`);
+        throw new BuilderError(`${full} is neither a file, a directory nor a symlink; it cannot be sent to the VM`);
       }
     }
   };
-  walk('').then(
+  walk('', topLevel).then(
     () => pack.finalize(),
     (err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))),
   );
