@@ -22,6 +22,7 @@ import { type CachedRoot, digestOf, fileSha256, RootCache, treeFingerprint } fro
 import { createDebianRoot, DEBIAN_VARIANT } from './debian.ts';
 import { createOciRoot } from './oci.ts';
 import type { EnvironmentProvider, EnvironmentSpec, PreparedRoot } from './provider.ts';
+import { hostArch } from '../pipeline/arch.ts';
 
 /** Bumped whenever the way roots (resp. bases) are made changes, so old cache entries are not reused. */
 export const ROOT_FORMAT = 2;
@@ -67,7 +68,7 @@ export class RootProvider implements EnvironmentProvider {
     const { base, repositories } = splitRepositories(spec.repositories, spec.base, baseDir);
     if (base.kind === 'host') throw new BuilderError('the host base is not a root: use the host environment provider');
     const accounts = resolveAccounts(spec.accounts);
-    const arch = spec.arch || hostApkArch();
+    const arch = spec.arch || hostArch();
     const packages = [...new Set(spec.packages.map((p) => p.trim()).filter((p) => p !== ''))];
     const ignoreSignatures = spec.ignoreSignatures ?? false;
     const runScriptlets = spec.runScriptlets ?? false;
@@ -192,11 +193,6 @@ export class RootProvider implements EnvironmentProvider {
   }
 }
 
-const NODE_TO_APK_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'x86', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
-
-function hostApkArch(): string {
-  return NODE_TO_APK_ARCH[process.arch] ?? process.arch;
-}
 
 /** What identifies a base request, computed without making the base. */
 async function baseRequestIdentity(base: BaseRef): Promise<unknown> {

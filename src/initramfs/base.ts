@@ -1,30 +1,31 @@
 // The base initramfs of the build VM: static busybox, the dropbear SSH server with exactly the shared libraries
 // it needs, our init program and the build-channel helpers, plus any extra packages and hook files. It is
 // built once per set of inputs and cached by their digest; per-run data (keys, modules) is appended later as a
-// separate archive, so this file is never rewritten.
+// separate archive, so this file is never rewritten. A source (source.ts: Debian packages or APK repositories)
+// fills a private tree; the one assembly step here picks the same things from it whichever source filled it.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { copyFile, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, mkdtemp, readFile, readlink, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
-import { BuilderError, UsageError } from '../errors.ts';
+import { readElf } from '../elf/reader.ts';
+import { BuilderError } from '../errors.ts';
 import { CpioWriter } from './cpio.ts';
-import { aptListsIdentity, fetchDebianPackages } from './debian.ts';
-import { libraryClosure } from './libraries.ts';
+import { libraryClosure, resolveInTree } from './libraries.ts';
+import { type InitramfsContents, type InitramfsSource, planSource, populateSource, type SourcePlan, sourceIdentity } from './source.ts';
 import { OBSERVABILITY_GUEST_FILES } from '../observe/guest-files.ts';
+
+export { INITRAMFS_SOURCES } from './source.ts';
+export type { InitramfsSource } from './source.ts';
+export { DEBIAN_BASE_PACKAGES } from './debian.ts';
+export { APK_BUSYBOX_NAMES, APK_SSH_SERVER_NAMES } from './apk.ts';
 
 /** Bumped whenever the layout of the archive changes, so old cached archives are not reused. */
 const FORMAT_VERSION = 1;
-
-export const INITRAMFS_SOURCES = ['debian', 'apk'] as const;
-export type InitramfsSource = (typeof INITRAMFS_SOURCES)[number];
-
-/** The Debian packages every base archive is made from. */
-export const DEBIAN_BASE_PACKAGES = ['busybox-static', 'dropbear-bin'];
 
 const BUSYBOX = 'bin/busybox';
 const SSH_SERVER = 'usr/sbin/dropbear';
@@ -48,11 +49,21 @@ export interface InitramfsFile {
 }
 
 export interface BaseInitramfsOptions {
-  /** The builder cache dir; archives go to `<cacheDir>/initramfs/`. */
+  /** The builder cache dir; archives go to `<cacheDir>/initramfs/`, APK downloads to `<cacheDir>/initramfs/downloads/`. */
   cacheDir: string;
   from?: InitramfsSource;
   /** Extra packages whose files are added (with the libraries their programs need). */
   packages?: string[];
+  /** --from apk: repositories (directories or http(s) URLs holding `<arch>/APKINDEX.tar.gz`), searched in order. */
+  repositories?: string[];
+  /** --from apk: trusted public keys (`*.pub` files, directories of them, or http(s) URLs). */
+  keyring?: string[];
+  /** --from apk: accept unsigned or untrusted indexes and packages (part of the digest). */
+  ignoreSignatures?: boolean;
+  /** --from apk: architecture in apk's naming (default: the host's). */
+  arch?: string;
+  /** Where relative repository and keyring paths are resolved (default: the current directory). */
+  baseDir?: string;
   /** Extra files (configuration, hooks of your own). */
   files?: InitramfsFile[];
   log?: (line: string) => void;
@@ -136,24 +147,39 @@ async function guestPrograms(): Promise<{ path: string; data: Buffer; mode: numb
 }
 
 function normalisedPackages(options: BaseInitramfsOptions): string[] {
-  const extra = [...new Set(options.packages ?? [])].sort();
-  for (const p of extra) {
-    if (!/^[a-z0-9][a-z0-9+.-]*$/.test(p)) throw new UsageError(`--package: "${p}" is not a valid package name`);
-  }
-  return extra;
+  return [...new Set((options.packages ?? []).map((p) => p.trim()).filter((p) => p !== ''))].sort();
 }
 
-/** The digest of everything the archive is made from; it names the cached file. */
-export async function baseInitramfsDigest(options: BaseInitramfsOptions): Promise<string> {
-  const from = options.from ?? 'debian';
+function planFor(options: BaseInitramfsOptions, log: (line: string) => void): Promise<SourcePlan> {
+  return planSource({
+    from: options.from ?? 'debian',
+    packages: normalisedPackages(options),
+    repositories: options.repositories ?? [],
+    keyring: options.keyring ?? [],
+    ignoreSignatures: options.ignoreSignatures ?? false,
+    arch: options.arch,
+    baseDir: options.baseDir ?? process.cwd(),
+    downloadDir: join(options.cacheDir, 'initramfs', 'downloads'),
+    log,
+  });
+}
+
+async function digestOf(plan: SourcePlan, files: readonly InitramfsFile[]): Promise<string> {
   const hash = createHash('sha256');
-  hash.update(JSON.stringify({ format: FORMAT_VERSION, from, base: DEBIAN_BASE_PACKAGES, extra: normalisedPackages(options) }));
+  hash.update(JSON.stringify({ format: FORMAT_VERSION, from: plan.from, source: sourceIdentity(plan) }));
   for (const p of await guestPrograms()) hash.update(`\0${p.path} ${p.mode.toString(8)}\0`).update(p.data);
-  for (const f of [...(options.files ?? [])].sort((a, b) => a.path.localeCompare(b.path))) {
+  for (const f of [...files].sort((a, b) => a.path.localeCompare(b.path))) {
     hash.update(`\0file ${f.path} ${f.mode.toString(8)}\0`).update(f.data);
   }
-  if (from === 'debian') hash.update(`\0apt\0${(await aptListsIdentity()).join('\n')}`);
   return hash.digest('hex').slice(0, 32);
+}
+
+/**
+ * The digest of everything the archive is made from; it names the cached file. For APK repositories this
+ * reads and verifies the indexes and resolves the packages, since the exact packages are part of it.
+ */
+export async function baseInitramfsDigest(options: BaseInitramfsOptions): Promise<string> {
+  return digestOf(await planFor(options, options.log ?? (() => undefined)), options.files ?? []);
 }
 
 export function baseInitramfsPath(cacheDir: string, digest: string): string {
@@ -165,14 +191,9 @@ export function baseInitramfsPath(cacheDir: string, digest: string): string {
  * private temp dir and the archive is renamed into the cache only when complete.
  */
 export async function ensureBaseInitramfs(options: BaseInitramfsOptions): Promise<BaseInitramfs> {
-  const from = options.from ?? 'debian';
-  if (from === 'apk') {
-    throw new UsageError(
-      '--from apk: building the initramfs from APK repositories needs the native APK installer, which this build of builder does not include yet; use --from debian',
-    );
-  }
   const log = options.log ?? (() => undefined);
-  const digest = await baseInitramfsDigest(options);
+  const source = await planFor(options, log);
+  const digest = await digestOf(source, options.files ?? []);
   const path = baseInitramfsPath(options.cacheDir, digest);
   const existing = await stat(path).catch(() => undefined);
   if (existing?.isFile()) return { path, digest, cached: true, bytes: existing.size };
@@ -181,14 +202,11 @@ export async function ensureBaseInitramfs(options: BaseInitramfsOptions): Promis
   const work = await mkdtemp(join(tmpdir(), 'builder-initramfs-'));
   const temp = `${path}.${process.pid}.tmp`;
   try {
-    const downloads = join(work, 'debs');
     const tree = join(work, 'tree');
-    await mkdir(downloads);
     await mkdir(tree);
-    const extra = normalisedPackages(options);
-    await fetchDebianPackages({ packages: [...DEBIAN_BASE_PACKAGES, ...extra], downloadDir: downloads, treeDir: tree, log, signal: options.signal });
+    const contents = await populateSource(source, { tree, work }, log, options.signal);
     log('assembling the base initramfs');
-    const plan = await planArchive(tree, downloads, extra, options.files ?? [], options.signal);
+    const plan = await planArchive(tree, contents, options.files ?? [], options.signal);
     const writer = new PassThrough({ highWaterMark: 1 << 20 });
     const cpio = new CpioWriter(writer);
     const writing = pipeline(writer, createGzip({ level: 9 }), createWriteStream(temp, { mode: 0o644 }), { signal: options.signal });
@@ -225,17 +243,17 @@ export async function writeBaseInitramfs(output: string, options: BaseInitramfsO
   return { ...base, path: output };
 }
 
-async function walk(root: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const d of await readdir(join(root, rel), { withFileTypes: true })) {
-    const path = rel === '' ? d.name : `${rel}/${d.name}`;
-    out.push(path);
-    if (d.isDirectory()) out.push(...(await walk(root, path)));
-  }
-  return out;
+/** A program in the tree: the regular file it is (or leads to) and the symlinks on the way. */
+async function programInTree(tree: string, rel: string, what: string): Promise<{ real: string; links: string[]; size: number; mode: number }> {
+  const visited = new Set<string>();
+  const real = await resolveInTree(tree, rel, visited);
+  const st = real === null ? undefined : await stat(join(tree, real));
+  if (real === null || !st?.isFile()) throw new BuilderError(`the unpacked packages have no ${what} at /${rel}`);
+  return { real, links: [...visited], size: st.size, mode: st.mode & 0o7777 };
 }
 
-async function planArchive(tree: string, downloads: string, extra: string[], files: InitramfsFile[], signal?: AbortSignal): Promise<ArchivePlan> {
+/** Picks from the filled tree what the VM needs; the same for every source. */
+async function planArchive(tree: string, contents: InitramfsContents, files: InitramfsFile[], signal?: AbortSignal): Promise<ArchivePlan> {
   const plan = new ArchivePlan();
   for (const dir of ['dev', 'proc', 'sys', 'run/builder/steps', 'mnt/root', 'var/log', 'lib/modules', 'etc/builder/hooks.d']) {
     plan.set(dir, { kind: 'dir', mode: 0o755 });
@@ -249,50 +267,42 @@ async function planArchive(tree: string, downloads: string, extra: string[], fil
   plan.set('etc/passwd', { kind: 'data', data: Buffer.from('root:x:0:0:root:/root:/bin/sh\n'), mode: 0o644 });
   plan.set('etc/group', { kind: 'data', data: Buffer.from('root:x:0:\ntty:x:5:\n'), mode: 0o644 });
 
-  for (const path of [BUSYBOX, SSH_SERVER]) {
-    const st = await stat(join(tree, path)).catch(() => undefined);
-    if (!st?.isFile()) throw new BuilderError(`the unpacked packages have no /${path}`);
+  // Steps run busybox from inside the build root (/proc/1/root/bin/busybox), where its libraries are not.
+  const busybox = await programInTree(tree, contents.busybox, 'busybox');
+  const elf = await readElf(join(tree, busybox.real));
+  if (elf === null) throw new BuilderError(`/${contents.busybox} is not an ELF program`);
+  if (elf.interpreter !== null || elf.needed.length > 0) {
+    const needs = [elf.interpreter, ...elf.needed].filter((n) => n !== null).join(', ');
+    throw new BuilderError(
+      `/${contents.busybox} is dynamically linked (needs ${needs}); the guest runs busybox inside the build root, so it must be a static build (such as the busybox-static package)`,
+    );
   }
+  plan.set(BUSYBOX, { kind: 'file', source: join(tree, busybox.real), size: busybox.size, mode: busybox.mode });
   // Busybox names its applets and where they belong; links are made now rather than at every boot.
-  const applets = await execa(join(tree, BUSYBOX), ['--list-full'], { cancelSignal: signal });
+  const applets = await execa(join(tree, busybox.real), ['--list-full'], { cancelSignal: signal });
   for (const line of applets.stdout.split('\n')) {
     const applet = line.trim().replace(/^\/+/, '');
     if (applet === '' || applet === BUSYBOX) continue;
     plan.set(applet, { kind: 'symlink', target: '/bin/busybox' });
   }
 
-  const programs = [BUSYBOX, SSH_SERVER];
-  for (const pkg of extra) {
-    const files = await extraPackageFiles(downloads, pkg, tree, signal);
-    for (const f of files) await plan.fromTree(tree, f);
-    programs.push(...files);
+  // The server keeps its own place (a RUNPATH may be relative to it); init finds it on PATH as /usr/sbin/dropbear.
+  const server = await programInTree(tree, contents.sshServer, 'SSH server');
+  for (const link of server.links) await plan.fromTree(tree, link);
+  if (contents.sshServer !== SSH_SERVER) plan.set(SSH_SERVER, { kind: 'symlink', target: `/${contents.sshServer}` });
+  const programs = [server.real];
+  for (const p of contents.extraFiles) {
+    if (SKIPPED_PREFIXES.some((s) => `${p}/`.startsWith(s))) continue;
+    const st = await lstat(join(tree, p)).catch(() => undefined);
+    // Directories come with the paths under them; a path another package replaced is not this package's.
+    if (!st || st.isDirectory()) continue;
+    await plan.fromTree(tree, p);
+    if (st.isFile()) programs.push(p);
   }
-  // Symlinks and directories among the extra files simply resolve to nothing here.
-  const regular: string[] = [];
-  for (const p of programs) if ((await lstat(join(tree, p))).isFile()) regular.push(p);
-  const closure = await libraryClosure(tree, regular);
+  const closure = await libraryClosure(tree, programs);
   for (const p of closure.paths) await plan.fromTree(tree, p);
 
   for (const p of await guestPrograms()) plan.set(p.path, { kind: 'data', data: p.data, mode: p.mode });
   for (const f of files) plan.set(f.path.replace(/^\/+/, ''), { kind: 'data', data: Buffer.from(f.data), mode: f.mode });
   return plan;
-}
-
-/** The files of one extra package, as paths in the shared unpacked tree. */
-async function extraPackageFiles(downloads: string, pkg: string, tree: string, signal?: AbortSignal): Promise<string[]> {
-  const deb = (await readdir(downloads)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
-  if (!deb) throw new BuilderError(`package ${pkg} was not downloaded`);
-  const own = await mkdtemp(join(tmpdir(), 'builder-initramfs-pkg-'));
-  try {
-    await execa('dpkg-deb', ['-x', join(downloads, deb), own], { cancelSignal: signal });
-    const paths = (await walk(own)).filter((p) => !SKIPPED_PREFIXES.some((s) => `${p}/`.startsWith(s)));
-    const out: string[] = [];
-    for (const p of paths) {
-      const st = await lstat(join(tree, p)).catch(() => undefined);
-      if (st && !st.isDirectory()) out.push(p);
-    }
-    return out;
-  } finally {
-    await rm(own, { recursive: true, force: true });
-  }
 }

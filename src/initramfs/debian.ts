@@ -1,12 +1,26 @@
 // Debian packages as a source of initramfs contents: `apt-get download` the packages and their dependency
 // closure, then unpack them with `dpkg-deb -x`. Nothing is installed and no maintainer script runs, so this
 // needs neither root nor a Debian root filesystem, only apt's package lists.
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { BuilderError, MissingToolError } from '../errors.ts';
+import { BuilderError, MissingToolError, UsageError } from '../errors.ts';
+import type { InitramfsContents } from './source.ts';
 
 const APT_LISTS = '/var/lib/apt/lists';
+
+/** The Debian packages every base archive is made from. */
+export const DEBIAN_BASE_PACKAGES = ['busybox-static', 'dropbear-bin'];
+/** Where those packages put the two programs the archive is built around. */
+const DEBIAN_BUSYBOX = 'bin/busybox';
+const DEBIAN_SSH_SERVER = 'usr/sbin/dropbear';
+
+/** What a Debian-made archive is made from: package names and the state of apt's lists they resolve against. */
+export interface DebianSourcePlan {
+  base: string[];
+  extra: string[];
+  aptLists: string[];
+}
 
 export interface DebianFetchOptions {
   packages: string[];
@@ -90,4 +104,58 @@ export async function aptListsIdentity(listsDir: string = APT_LISTS): Promise<st
     out.push(`${n} ${st.size} ${Math.floor(st.mtimeMs)}`);
   }
   return out;
+}
+
+export async function planDebianSource(extra: readonly string[]): Promise<DebianSourcePlan> {
+  for (const p of extra) {
+    if (!/^[a-z0-9][a-z0-9+.-]*$/.test(p)) throw new UsageError(`--package: "${p}" is not a valid Debian package name`);
+  }
+  return { base: [...DEBIAN_BASE_PACKAGES], extra: [...extra], aptLists: await aptListsIdentity() };
+}
+
+export function debianSourceIdentity(plan: DebianSourcePlan): unknown {
+  return { base: plan.base, extra: plan.extra, apt: plan.aptLists };
+}
+
+/** Downloads and unpacks the packages into `tree`; the extra packages' own paths are listed for the assembly. */
+export async function populateDebianTree(
+  plan: DebianSourcePlan,
+  dirs: { tree: string; work: string },
+  log: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<InitramfsContents> {
+  const downloads = join(dirs.work, 'debs');
+  await mkdir(downloads);
+  await fetchDebianPackages({ packages: [...plan.base, ...plan.extra], downloadDir: downloads, treeDir: dirs.tree, log, signal });
+  const extraFiles: string[] = [];
+  for (const pkg of plan.extra) extraFiles.push(...(await packagePaths(downloads, pkg, dirs.work, signal)));
+  return { busybox: DEBIAN_BUSYBOX, sshServer: DEBIAN_SSH_SERVER, extraFiles };
+}
+
+async function walk(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of await readdir(join(root, rel), { withFileTypes: true })) {
+    const path = rel === '' ? d.name : `${rel}/${d.name}`;
+    out.push(path);
+    if (d.isDirectory()) out.push(...(await walk(root, path)));
+  }
+  return out;
+}
+
+/**
+ * The paths one downloaded package owns. It is unpacked on its own to find out: the shared tree cannot tell
+ * which package a path came from.
+ */
+async function packagePaths(downloads: string, pkg: string, work: string, signal?: AbortSignal): Promise<string[]> {
+  const deb = (await readdir(downloads)).find((f) => f.startsWith(`${pkg}_`) && f.endsWith('.deb'));
+  if (!deb) throw new BuilderError(`package ${pkg} was not downloaded`);
+  const own = await mkdtemp(join(work, 'pkg-'));
+  try {
+    await tool('dpkg-deb', ['-x', join(downloads, deb), own], { signal, what: `unpacking ${deb}` });
+    const out: string[] = [];
+    for (const p of await walk(own)) if (!(await lstat(join(own, p))).isDirectory()) out.push(p);
+    return out;
+  } finally {
+    await rm(own, { recursive: true, force: true });
+  }
 }

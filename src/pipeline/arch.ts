@@ -21,6 +21,10 @@ export function knownArches(): string[] {
   return Object.keys(ARCHES);
 }
 
+/** Node's names for CPU architectures → apk's. */
+const NODE_TO_APK_ARCH: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'x86', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
+
+/** This machine's architecture, as apk and recipes name it. */
 export function hostArch(): string {
-  return process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+  return NODE_TO_APK_ARCH[process.arch] ?? process.arch;
 }

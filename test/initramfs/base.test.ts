@@ -125,9 +125,9 @@ describe('the base initramfs', () => {
     expect(await baseInitramfsDigest({ cacheDir })).toBe(first.digest);
   });
 
-  it('refuses malformed package names and --from apk with a clear message', async () => {
+  it('refuses malformed package names and --from apk without a repository, with a clear message', async () => {
     await expect(ensureBaseInitramfs({ cacheDir, packages: ['Bad Name'] })).rejects.toBeInstanceOf(UsageError);
-    await expect(ensureBaseInitramfs({ cacheDir, from: 'apk' })).rejects.toThrow(/--from apk/);
+    await expect(ensureBaseInitramfs({ cacheDir, from: 'apk' })).rejects.toThrow(/--from apk needs at least one --repository/);
   });
 
   it('builder build-initramfs --package adds a package and the libraries it needs, and writes -o', async () => {
