@@ -223,15 +223,34 @@ export interface SourceConfig {
   fetch?: Decoded<typeof fetchSourceShape>;
   git?: Decoded<typeof gitSourceShape>;
 }
-const fetchSourceShape = { uri: sourced, 'expected-sha256': sourced, 'expected-sha512': sourced };
+const fetchSourceShape = {
+  uri: sourced,
+  'expected-sha256': sourced,
+  'expected-sha512': sourced,
+  'expected-none': sourced,
+  timeout: sourced,
+  'dns-timeout': sourced,
+  'retry-limit': sourced,
+  'purl-name': sourced,
+  'purl-version': sourced,
+};
 const gitSourceShape = {
   repository: sourced,
   branch: sourced,
   tag: sourced,
   'expected-commit': sourced,
+  'expected-commit-is-branch-tip': sourced,
   depth: sourced,
   'recurse-submodules': sourced,
+  'shallow-submodules': sourced,
+  'submodule-jobs': sourced,
+  'sparse-paths': sourced,
   'cherry-picks': sourced,
+  'max-retries': sourced,
+  'initial-backoff': sourced,
+  'max-backoff': sourced,
+  'type-hint': sourced,
+  reason: sourced,
 };
 const sourceDecoder = obj({ fetch: obj(fetchSourceShape), git: obj(gitSourceShape) }) as Decoder<SourceConfig>;
 

@@ -16,15 +16,34 @@ export interface StepPlan {
   uses?: string;
 }
 
-/** Download `uri` on the host into the cache as `cacheName`, verifying its checksum. */
+/**
+ * Download `uri` on the host into the cache as `cacheName`, verifying its checksum (or, with `expected-none`,
+ * recording the checksum of what was downloaded).
+ */
 export interface FetchSourcePlan {
   kind: 'fetch';
   uri: string;
-  /** Lowercase hex; at least one of the two is set. */
+  /** Lowercase hex; at least one of the two is set unless `unverified`. */
   sha256?: string;
   sha512?: string;
-  /** File name under the cache dir: `sha256:<hex>` (or `sha512:<hex>` when only that is known). */
+  /**
+   * `expected-none: true` and no checksum: the download is not verified. It is stored as `sha256:<hex>` of
+   * its own content and linked as `cacheName`, and it is downloaded again on every build.
+   */
+  unverified?: true;
+  /**
+   * File name under the cache dir: `sha256:<hex>` (or `sha512:<hex>` when only that is known); for an
+   * unverified download `unverified/<sha256 of the uri>`.
+   */
   cacheName: string;
+  /** `timeout`: seconds without progress (connecting or reading) before an http(s) attempt fails; 0 for none. */
+  timeout: number;
+  /** `dns-timeout`: seconds a host name lookup may take; 0 for no limit. */
+  dnsTimeout: number;
+  /** `retry-limit`: http(s) attempts in all (as wget's --tries), at least 1. */
+  attempts: number;
+  /** `purl-name` / `purl-version`: the package URL the SBOM gives this source. */
+  purl: { name: string; version: string };
   /** The step that asked for it, `file:line:col`. */
   source: string;
 }
@@ -35,14 +54,31 @@ export interface GitSourcePlan {
   repository: string;
   branch?: string;
   tag?: string;
-  /** Full 40-hex commit the checkout must end up at. */
+  /** Full 40-hex commit the checkout must end up at (for a tag, its annotated tag object is accepted too). */
   expectedCommit?: string;
+  /**
+   * `expected-commit-is-branch-tip`: `branch` must be at `expectedCommit` exactly; an older commit on the
+   * branch is an error instead of being checked out.
+   */
+  expectedCommitIsBranchTip: boolean;
   /** Clone depth; absent for the full history. */
   depth?: number;
   recurseSubmodules: boolean;
+  /** `shallow-submodules`: clone submodules with depth 1. */
+  shallowSubmodules: boolean;
+  /** `submodule-jobs`: submodules fetched in parallel. */
+  submoduleJobs: number;
+  /** `sparse-paths`: directories checked out (sparse checkout, cone mode); empty for the whole tree. */
+  sparsePaths: string[];
   /** `[branch/]commit` entries applied in order with `git cherry-pick -x`. */
   cherryPicks: string[];
-  /** Directory under the cache dir: `git/<sha256 of the request>`. */
+  /** Retries of network operations (clone, fetch) on a remote repository, with exponential backoff. */
+  retry: { maxRetries: number; initialBackoff: number; maxBackoff: number };
+  /** `type-hint`: what kind of forge hosts the repository, for the SBOM (melange knows `gitlab`). */
+  typeHint?: string;
+  /** `reason`: why a mutable reference (no expected-commit) is used; shown in the log. */
+  reason?: string;
+  /** Directory under the cache dir: `git/<sha256 of what determines the checkout>`. */
   cacheName: string;
   source: string;
 }

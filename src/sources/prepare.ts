@@ -20,6 +20,10 @@ export interface PreparedSource {
   /** Host path of the result. */
   path: string;
   cached: boolean;
+  /** fetch: SHA-256 of the file when known without reading it again (always for a download, verified or not). */
+  sha256?: string;
+  /** git: the commit checked out (after cherry-picks). */
+  commit?: string;
 }
 
 /** Run the plan's `sources` (fetches and git checkouts) on the host, one after another. */
@@ -33,8 +37,13 @@ export async function prepareSources(
   const done: PreparedSource[] = [];
   for (const source of plan.sources) {
     const common = { cacheDir, baseDir, log: options.log, signal: options.signal };
-    const result = source.kind === 'fetch' ? await fetchToCache(source, common) : await checkoutToCache(source, common);
-    done.push({ source, path: result.path, cached: result.cached });
+    if (source.kind === 'fetch') {
+      const result = await fetchToCache(source, common);
+      done.push({ source, path: result.path, cached: result.cached, ...(result.sha256 ? { sha256: result.sha256 } : {}) });
+    } else {
+      const result = await checkoutToCache(source, common);
+      done.push({ source, path: result.path, cached: result.cached, commit: result.commit });
+    }
   }
   return done;
 }

@@ -178,6 +178,46 @@ subpackages:
     }
   });
 
+  it('fetch with expected-none and git-checkout with sparse-paths and a branch-tip pin', async () => {
+    const p = await project();
+    const { uri, sha } = await autoconfTarball(p);
+    const env = { GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com', GIT_CONFIG_GLOBAL: '/dev/null' };
+    const repo = join(p.dir, 'mono');
+    await execa('git', ['init', '--quiet', '--initial-branch=release', repo], { env });
+    await writeFiles(repo, { 'README': 'top\n', 'tools/build.sh': 'echo build\n', 'web/index.html': '<html>\n' });
+    await execa('git', ['add', '.'], { cwd: repo, env });
+    await execa('git', ['commit', '--quiet', '-m', 'tree'], { cwd: repo, env });
+    const commit = (await execa('git', ['rev-parse', 'HEAD'], { cwd: repo, env })).stdout.trim();
+    const result = await succeed(
+      p,
+      `package: {name: hello, version: "1.0", epoch: 0}
+pipeline:
+  - uses: fetch
+    with:
+      uri: ${uri}
+      expected-none: true
+      directory: unpacked
+  - uses: git-checkout
+    with:
+      repository: ${pathToFileURL(repo).href}
+      branch: release
+      expected-commit: ${commit}
+      expected-commit-is-branch-tip: true
+      sparse-paths: tools
+      destination: mono
+`,
+    );
+    try {
+      // Downloaded without a checksum: cached under the sha256 of what arrived, and extracted in the sandbox.
+      expect(await readdir(p.cache)).toContain(`sha256:${sha}`);
+      expect(await readFile(join(result.workspace.dir, 'unpacked', 'hello.c'), 'utf8')).toContain('puts(GREETING)');
+      expect(await readFile(join(result.workspace.dir, 'mono', 'tools', 'build.sh'), 'utf8')).toBe('echo build\n');
+      expect((await readdir(join(result.workspace.dir, 'mono'))).sort()).toEqual(['.git', 'README', 'tools']);
+    } finally {
+      await result.workspace.remove();
+    }
+  });
+
   it('strip, with fetch reusing the cached archive', async () => {
     const p = await project();
     const { uri, sha } = await autoconfTarball(p);
@@ -222,6 +262,8 @@ pipeline:
       echo 'Name: hello' > usr/lib/pkgconfig/hello.pc
       echo archive > usr/lib/libhello.a
       echo library > usr/lib/libhello.so.1.0
+      echo ssl > usr/lib/libssl.so.3
+      mkdir -p usr/lib64 && echo extra > usr/lib64/libextra.so.2
       ln -s libhello.so.1.0 usr/lib/libhello.so.1
       ln -s libhello.so.1 usr/lib/libhello.so
       echo program > usr/bin/hello
@@ -242,8 +284,12 @@ subpackages:
     pipeline: [{uses: split/infodir}]
   - name: hello-lang
     pipeline: [{uses: split/locales}]
+  - name: hello-libssl
+    pipeline: [{uses: split/lib, with: {patterns: ssl}}]
   - name: hello-libs
     pipeline: [{uses: split/lib}]
+  - name: hello-lib64
+    pipeline: [{uses: split/lib, with: {paths: usr/lib64}}]
   - name: hello-bin
     pipeline: [{uses: split/bin}]
   - name: hello-doc
@@ -269,6 +315,9 @@ subpackages:
       expect(await files(result.out('hello-info'))).toEqual(['usr/share/info/hello.info']);
       expect(await files(result.out('hello-lang'))).toEqual(['usr/share/locale/de/LC_MESSAGES/hello.mo']);
       expect(await files(result.out('hello-libs'))).toEqual(['usr/lib/libhello.so.1 -> libhello.so.1.0', 'usr/lib/libhello.so.1.0']);
+      // patterns narrows the move; paths adds directories to lib and usr/lib.
+      expect(await files(result.out('hello-libssl'))).toEqual(['usr/lib/libssl.so.3']);
+      expect(await files(result.out('hello-lib64'))).toEqual(['usr/lib64/libextra.so.2']);
       expect(await files(result.out('hello-bin'))).toEqual(['usr/bin/hello']);
       expect(await files(result.out('hello-doc'))).toEqual(['usr/share/doc/hello/README']);
     } finally {
@@ -447,7 +496,8 @@ subpackages:
       expect(plan.packages[0]!.steps[0]!.script).toMatch(
         /go build \\\n\s+-o '\/home\/build\/melange-out\/hello\/usr\/bin\/hello' \\\n\s+-tags "\$tags" \\\n\s+-ldflags '-w -X main.greeting=go-built' \\\n\s+-buildmode 'default' \\\n\s+-trimpath \\\n\s+ \./,
       );
-      expect(plan.packages[1]!.steps[0]!.script).toContain("go install -tags '' -ldflags '-s -w ' -trimpath \\\n  '.'\"$version\"");
+      expect(plan.packages[1]!.steps[0]!.script).toContain("tags='netgo,osusergo'\n");
+      expect(plan.packages[1]!.steps[0]!.script).toContain("go install -tags \"$tags\" -ldflags '-w ' -trimpath \\\n  '.'\"$version\"");
     });
     it.skipIf(!HAVE.go)('builds a Go program for real (needs go)', async () => {
       const p = await project({

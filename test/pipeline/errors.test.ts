@@ -208,8 +208,70 @@ subpackages:
       tag: v1
 `),
     ).toEqual([
-      '3:11 pipeline[0] → fetch: pipeline "fetch": needs expected-sha256 or expected-sha512: sources are verified and cached by checksum',
+      '3:11 pipeline[0] → fetch: pipeline "fetch": needs expected-sha256 or expected-sha512 (or expected-none: true to skip verification): sources are verified and cached by checksum',
       '6:11 pipeline[1] → git-checkout: pipeline "git-checkout": branch ("main") and tag ("v1") are mutually exclusive',
+    ]);
+  });
+
+  it('checks the fetch options: expected-none, timeouts and retry-limit', async () => {
+    expect(
+      await problems(`${PKG}pipeline:
+  - uses: fetch
+    with:
+      uri: https://example.com/x.tar.gz
+      expected-none: maybe
+      timeout: soon
+      dns-timeout: -1
+      retry-limit: 0
+  - uses: fetch
+    with:
+      uri: https://example.com/y.tar.gz
+      expected-none: false
+`),
+    ).toEqual([
+      '6:7 pipeline[0].with.expected-none: expected-none must be true or false, found "maybe"',
+      '7:7 pipeline[0].with.timeout: timeout must be a number of seconds, found "soon"',
+      '8:7 pipeline[0].with.dns-timeout: dns-timeout must be a number of seconds, found "-1"',
+      '9:7 pipeline[0].with.retry-limit: retry-limit must be a whole number of at least 1, found "0"',
+      '10:11 pipeline[1] → fetch: pipeline "fetch": needs expected-sha256 or expected-sha512 (or expected-none: true to skip verification): sources are verified and cached by checksum',
+    ]);
+  });
+
+  it('checks the git-checkout options: branch tip, sparse paths, submodules and retries', async () => {
+    const commit = 'c'.repeat(40);
+    expect(
+      await problems(`${PKG}pipeline:
+  - uses: git-checkout
+    with:
+      repository: https://example.com/x.git
+      tag: v1
+      expected-commit: ${commit}
+      expected-commit-is-branch-tip: true
+  - uses: git-checkout
+    with:
+      repository: https://example.com/x.git
+      branch: main
+      expected-commit-is-branch-tip: true
+  - uses: git-checkout
+    with:
+      repository: https://example.com/x.git
+      expected-commit: ${commit}
+      expected-commit-is-branch-tip: yes
+      sparse-paths: src ../escape
+      shallow-submodules: sometimes
+      submodule-jobs: 0
+      max-retries: -1
+      initial-backoff: 1.5
+`),
+    ).toEqual([
+      '8:7 pipeline[0].with.expected-commit-is-branch-tip: expected-commit-is-branch-tip is only valid with branch, not with tag',
+      '13:7 pipeline[1].with.expected-commit-is-branch-tip: expected-commit-is-branch-tip needs expected-commit',
+      '18:7 pipeline[2].with.expected-commit-is-branch-tip: expected-commit-is-branch-tip must be true or false, found "yes"',
+      '20:7 pipeline[2].with.shallow-submodules: shallow-submodules must be true or false, found "sometimes"',
+      '21:7 pipeline[2].with.submodule-jobs: submodule-jobs must be a whole number of at least 1, found "0"',
+      '22:7 pipeline[2].with.max-retries: max-retries must be a whole number, found "-1"',
+      '23:7 pipeline[2].with.initial-backoff: initial-backoff must be a whole number, found "1.5"',
+      '19:7 pipeline[2].with.sparse-paths: sparse-paths: "../escape" must be a path inside the repository',
     ]);
   });
 

@@ -52,6 +52,18 @@ describe('the pipeline library', () => {
     for (const n of ['split/dev', 'split/static', 'split/manpages', 'split/alldocs', 'split/infodir', 'split/locales', 'split/lib', 'split/bin', 'split/debug']) {
       expect(inputs(n), n).toHaveProperty('package', '');
     }
+    // The inputs melange's own definitions declare, with its defaults.
+    expect(inputs('fetch')).toMatchObject({
+      'expected-none': '', timeout: '5', 'dns-timeout': '20', 'retry-limit': '5', 'purl-name': '${{package.name}}', 'purl-version': '${{package.version}}',
+    });
+    expect(inputs('git-checkout')).toMatchObject({
+      'expected-commit-is-branch-tip': 'false', 'shallow-submodules': 'false', 'submodule-jobs': '1', 'sparse-paths': '', 'type-hint': '',
+      'max-retries': '3', 'initial-backoff': '2', 'max-backoff': '60', reason: '',
+    });
+    expect(inputs('split/lib')).toEqual({ package: '', patterns: '', paths: '' });
+    expect(inputs('go/build')).toMatchObject({ tidy: 'false', toolchaintags: 'netgo,osusergo', strip: '-w' });
+    expect(inputs('go/install')).toMatchObject({ toolchaintags: 'netgo,osusergo', strip: '-w' });
+    expect(inputs('cargo/build')).toMatchObject({ rustflags: '', opts: '--release', 'output-dir': 'target/release', jobs: '' });
     expect(show('go/build').needs).toContain('${{inputs.go-package}}');
     expect(show('fetch').hostSource).toBe('fetch');
     expect(show('git-checkout').hostSource).toBe('git');

@@ -1,8 +1,10 @@
-import { readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { createServer } from 'node:http';
+import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { join, normalize } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { GitSourcePlan } from '../../src/pipeline/plan.ts';
 import { checkoutToCache } from '../../src/sources/git.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
@@ -44,7 +46,20 @@ async function makeRepo() {
 }
 
 function plan(repository: string, fields: Partial<GitSourcePlan>): GitSourcePlan {
-  return { kind: 'git', repository, recurseSubmodules: false, cherryPicks: [], cacheName: 'git/test', source: 'recipe.yaml:4:5', ...fields };
+  return {
+    kind: 'git',
+    repository,
+    expectedCommitIsBranchTip: false,
+    recurseSubmodules: false,
+    shallowSubmodules: false,
+    submoduleJobs: 1,
+    sparsePaths: [],
+    cherryPicks: [],
+    retry: { maxRetries: 3, initialBackoff: 0, maxBackoff: 0 },
+    cacheName: 'git/test',
+    source: 'recipe.yaml:4:5',
+    ...fields,
+  };
 }
 
 describe('host-side git checkout', () => {
@@ -97,5 +112,167 @@ describe('host-side git checkout', () => {
     await expect(checkoutToCache(plan(r.repo, { branch: 'no-such-branch' }), { cacheDir: r.cache, baseDir: r.dir })).rejects.toThrow(
       /recipe\.yaml:4:5: git-checkout .*: git clone failed: .*no-such-branch/,
     );
+  });
+
+  it('checks out only sparse-paths (cone mode), with the top-level files', async () => {
+    const r = await makeRepo();
+    for (const f of ['a/one', 'a/deep/two', 'b/three', 'c/four']) {
+      await mkdir(join(r.repo, f, '..'), { recursive: true });
+      await writeFile(join(r.repo, f), `${f}\n`);
+    }
+    await git(r.repo, 'add', '.');
+    await git(r.repo, 'commit', '--quiet', '-m', 'tree');
+    const head = await git(r.repo, 'rev-parse', 'HEAD');
+    const result = await checkoutToCache(plan(pathToFileURL(r.repo).href, { branch: 'main', expectedCommit: head, sparsePaths: ['a', 'c'] }), {
+      cacheDir: r.cache,
+      baseDir: r.dir,
+    });
+    expect(result.commit).toBe(head);
+    expect((await readdir(result.path)).sort()).toEqual(['.git', 'a', 'c', 'version']);
+    expect(await readFile(join(result.path, 'a/deep/two'), 'utf8')).toBe('a/deep/two\n');
+    expect(await git(result.path, 'sparse-checkout', 'list')).toBe('a\nc');
+  });
+
+  it('with expected-commit-is-branch-tip, accepts only the tip of the branch, also for a cached checkout', async () => {
+    const r = await makeRepo();
+    const tip = plan(r.repo, { branch: 'main', expectedCommit: r.v2, expectedCommitIsBranchTip: true, depth: 1, cacheName: 'git/tip' });
+    const first = await checkoutToCache(tip, { cacheDir: r.cache, baseDir: r.dir });
+    expect(first.commit).toBe(r.v2);
+    // An older commit of the branch is an error rather than a silent checkout of old code.
+    await expect(
+      checkoutToCache(plan(r.repo, { branch: 'main', expectedCommit: r.v1, expectedCommitIsBranchTip: true, depth: 1, cacheName: 'git/old' }), {
+        cacheDir: r.cache,
+        baseDir: r.dir,
+      }),
+    ).rejects.toThrow(
+      `git-checkout ${r.repo}: expected-commit ${r.v1} is not the tip of branch main (${r.v2}), as expected-commit-is-branch-tip requires`,
+    );
+    expect(await readdir(join(r.cache, 'git'))).toEqual(['tip']);
+    // The cached checkout is reused while the branch stays there, and refused once it moves on.
+    expect((await checkoutToCache(tip, { cacheDir: r.cache, baseDir: r.dir })).cached).toBe(true);
+    await writeFile(join(r.repo, 'version'), '3\n');
+    await git(r.repo, 'commit', '--quiet', '-am', 'v3');
+    const v3 = await git(r.repo, 'rev-parse', 'HEAD');
+    await expect(checkoutToCache(tip, { cacheDir: r.cache, baseDir: r.dir })).rejects.toThrow(`is not the tip of branch main (${v3})`);
+  });
+
+  it('takes the tag when a branch has the same name, and accepts the annotated tag object as expected-commit', async () => {
+    const r = await makeRepo();
+    // A branch named like the tag, pointing elsewhere: `git clone --branch v1` alone would pick it.
+    await git(r.repo, 'branch', 'v1', r.v2);
+    const tagObject = await git(r.repo, 'rev-parse', 'refs/tags/v1');
+    expect(tagObject).not.toBe(r.v1);
+    const lines: string[] = [];
+    const result = await checkoutToCache(plan(pathToFileURL(r.repo).href, { tag: 'v1', expectedCommit: tagObject, depth: 1 }), {
+      cacheDir: r.cache,
+      baseDir: r.dir,
+      log: (l) => lines.push(l),
+    });
+    expect(result.commit).toBe(r.v1);
+    expect(await readFile(join(result.path, 'version'), 'utf8')).toBe('1\n');
+    expect(lines).toContain(
+      `git-checkout: warning: expected-commit ${tagObject} is the annotated tag object of v1; its commit is ${r.v1} (set expected-commit to that)`,
+    );
+    // Reused from the cache like any pinned checkout.
+    const again = await checkoutToCache(plan(pathToFileURL(r.repo).href, { tag: 'v1', expectedCommit: tagObject, depth: 1 }), {
+      cacheDir: r.cache,
+      baseDir: r.dir,
+    });
+    expect(again.cached).toBe(true);
+  });
+
+  it('says when a checkout is not pinned, with the reason given', async () => {
+    const r = await makeRepo();
+    const lines: string[] = [];
+    await checkoutToCache(plan(r.repo, { branch: 'main', depth: 1, reason: 'upstream has no releases' }), {
+      cacheDir: r.cache,
+      baseDir: r.dir,
+      log: (l) => lines.push(l),
+    });
+    expect(lines).toContain(`git-checkout: warning: no expected-commit: ${r.repo} branch main is not pinned (reason: upstream has no releases)`);
+  });
+
+  it('clones submodules, shallow and in parallel when asked', async () => {
+    const r = await makeRepo();
+    // Submodules over file:// are refused by default since git 2.38; the test repositories are trusted.
+    vi.stubEnv('GIT_CONFIG_COUNT', '1');
+    vi.stubEnv('GIT_CONFIG_KEY_0', 'protocol.file.allow');
+    vi.stubEnv('GIT_CONFIG_VALUE_0', 'always');
+    try {
+      const sub = join(r.dir, 'sub');
+      await execa('git', ['init', '--quiet', '--initial-branch=main', sub], { env: ENV });
+      for (const n of ['1', '2']) {
+        await writeFile(join(sub, 'lib'), `${n}\n`);
+        await git(sub, 'add', '.');
+        await git(sub, 'commit', '--quiet', '-m', n);
+      }
+      await git(r.repo, '-c', 'protocol.file.allow=always', 'submodule', 'add', '--quiet', pathToFileURL(sub).href, 'lib');
+      await git(r.repo, 'commit', '--quiet', '-m', 'submodule');
+      const result = await checkoutToCache(
+        plan(pathToFileURL(r.repo).href, { branch: 'main', depth: 1, recurseSubmodules: true, shallowSubmodules: true, submoduleJobs: 2 }),
+        { cacheDir: r.cache, baseDir: r.dir },
+      );
+      expect(await readFile(join(result.path, 'lib/lib'), 'utf8')).toBe('2\n');
+      expect(await git(join(result.path, 'lib'), 'rev-parse', '--is-shallow-repository')).toBe('true');
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  });
+
+  it('retries network operations on a remote repository, and not on a local one', async () => {
+    const r = await makeRepo();
+    const bare = join(r.dir, 'served.git');
+    await execa('git', ['clone', '--quiet', '--bare', r.repo, bare], { env: ENV });
+    await git(bare, 'update-server-info');
+    // A "dumb" http server for the bare repository that fails its first `failures` requests.
+    let failures = 0;
+    let requests = 0;
+    const server = createServer((req, res) => {
+      requests++;
+      if (failures > 0) {
+        failures--;
+        res.writeHead(500).end('down');
+        return;
+      }
+      const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)).replace(/^\/repo\.git\//, '');
+      readFile(join(bare, path)).then(
+        (data) => res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(data),
+        () => res.writeHead(404).end(),
+      );
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/repo.git`;
+      const retry = { maxRetries: 2, initialBackoff: 0, maxBackoff: 0 };
+      const lines: string[] = [];
+      failures = 2;
+      const result = await checkoutToCache(plan(url, { branch: 'main', expectedCommit: r.v1, retry }), {
+        cacheDir: r.cache,
+        baseDir: r.dir,
+        log: (l) => lines.push(l),
+      });
+      expect(result.commit).toBe(r.v1);
+      expect(lines.filter((l) => l.includes('git-checkout: clone failed'))).toEqual([
+        expect.stringMatching(/\(.*500.*\); retry 1 of 2 in 0 s$/),
+        expect.stringMatching(/\(.*500.*\); retry 2 of 2 in 0 s$/),
+      ]);
+      failures = 2;
+      await expect(
+        checkoutToCache(plan(url, { branch: 'main', expectedCommit: r.v1, retry: { ...retry, maxRetries: 1 }, cacheName: 'git/other' }), {
+          cacheDir: r.cache,
+          baseDir: r.dir,
+        }),
+      ).rejects.toThrow(/git clone failed: .*500/);
+      // A local repository is not retried: the same request fails the same way.
+      const local: string[] = [];
+      await expect(
+        checkoutToCache(plan(r.repo, { branch: 'gone', retry, cacheName: 'git/local' }), { cacheDir: r.cache, baseDir: r.dir, log: (l) => local.push(l) }),
+      ).rejects.toThrow(/git clone failed/);
+      expect(local.filter((l) => l.includes('retry'))).toEqual([]);
+      expect(requests).toBeGreaterThan(4);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((done) => server.close(done));
+    }
   });
 });
