@@ -1,7 +1,7 @@
 // One build, end to end: recipe → compiled plan → build root → runner → workspace → packages → index.
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
 import { access, constants, mkdir } from 'node:fs/promises';
-import { prepareSources } from '../sources/prepare.ts';
+import { type PreparedSource, prepareSources } from '../sources/prepare.ts';
 import { dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
@@ -117,6 +117,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   let keep = options.keepWorkspace;
   let built: BuiltPackage[] = [];
   let indexPath: string | undefined;
+  let sources: PreparedSource[] = [];
   try {
     workspace = await createWorkspace({
       parent: options.workspaceDir,
@@ -131,7 +132,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         title: 'Fetch sources',
         skip: plan.sources.length > 0 ? undefined : 'no sources',
         run: async (ctx) => {
-          await prepareSources(plan, { cacheDir: options.cacheDir, baseDir: dirname(recipeFile), log: (l) => ctx.output(l), signal });
+          sources = await prepareSources(plan, { cacheDir: options.cacheDir, baseDir: dirname(recipeFile), log: (l) => ctx.output(l), signal });
         },
       },
       {
@@ -188,7 +189,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             signingKey: key,
             sourceDateEpoch: options.sourceDateEpoch,
             namespace: options.namespace ?? 'unknown',
-            sources: plan.sources,
+            sources,
             lint: {
               settingsFor: (pkg) =>
                 lintSettings({ enabled: pkg.checks.enabled, disabled: pkg.checks.disabled, require: options.lintRequire, warn: options.lintWarn }),

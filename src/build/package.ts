@@ -11,8 +11,9 @@ import { writeApk } from '../apk/writer.ts';
 import { failOnLintErrors, formatLintReport, lintPackage, type LintReport } from '../lint/lint.ts';
 import { writeLintResults } from '../lint/results.ts';
 import type { LintSettings } from '../lint/settings.ts';
-import type { BuildPlan, PackagePlan, SourcePlan } from '../pipeline/plan.ts';
-import { writeSbom } from '../sbom/spdx.ts';
+import type { BuildPlan, PackagePlan } from '../pipeline/plan.ts';
+import type { PreparedSource } from '../sources/prepare.ts';
+import { type SbomSource, writeSbom } from '../sbom/spdx.ts';
 
 export interface BuiltPackage {
   name: string;
@@ -29,8 +30,8 @@ export interface PackageStageOptions {
   sourceDateEpoch: number;
   /** Distribution namespace for SBOM purls. */
   namespace: string;
-  /** Where the sources came from, recorded in each SBOM. */
-  sources: SourcePlan[];
+  /** Where the sources came from (as fetched: real checksums and commits), recorded in each SBOM. */
+  sources: PreparedSource[];
   lint: { settingsFor: (pkg: PackagePlan) => LintSettings; persist: boolean };
   log: (line: string) => void;
 }
@@ -49,11 +50,7 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
       arch: plan.arch,
       namespace: o.namespace,
       licenses: pkg.licenses,
-      sources: o.sources.map((s) =>
-        s.kind === 'fetch'
-          ? { uri: s.uri, ...(s.sha256 ? { sha256: s.sha256 } : {}), ...(s.sha512 ? { sha512: s.sha512 } : {}) }
-          : { repository: s.repository, commit: s.expectedCommit ?? '' },
-      ),
+      sources: o.sources.map(sbomSource),
       sourceDateEpoch: o.sourceDateEpoch,
       description: pkg.description,
       url: pkg.url,
@@ -122,6 +119,12 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
     if (!placed) await Promise.all(staged.map((s) => rm(s.temp, { force: true })));
   }
   return staged.map((s) => s.built);
+}
+
+function sbomSource({ source, sha256, commit }: PreparedSource): SbomSource {
+  if (source.kind === 'git') return { repository: source.repository, commit: commit ?? source.expectedCommit ?? '' };
+  const digest = sha256 ?? source.sha256;
+  return { uri: source.uri, ...(digest ? { sha256: digest } : {}), ...(source.sha512 ? { sha512: source.sha512 } : {}) };
 }
 
 /**
