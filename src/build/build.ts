@@ -17,6 +17,8 @@ import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
+import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
+import { checkObservabilitySupport, type ObservabilityOutcome, observeBuild } from '../observe/stage.ts';
 
 export type { BuiltPackage } from './package.ts';
 
@@ -50,6 +52,8 @@ export interface SandboxRunOptions {
 
 export interface BuildOptions extends SandboxRunOptions {
   signingKey?: string;
+  /** Network access of the steps (`--network`, `--network-allow`); none by default. */
+  network?: NetworkPolicy;
   generateIndex: boolean;
   /** Distribution namespace for SBOM purls (`pkg:apk/<namespace>/...`); default `unknown`. */
   namespace?: string;
@@ -70,6 +74,8 @@ export interface EnvironmentAdditions {
 
 export interface BuildResult {
   plan: BuildPlan;
+  /** What the sandbox recorded (QEMU runner), for the end of the output. */
+  observability?: ObservabilityOutcome;
   packages: BuiltPackage[];
   indexPath?: string;
   /** Set when the workspace was kept. */
@@ -106,6 +112,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   await ensureWritableDir(archDir, '--out-dir');
   const key = options.signingKey ? await loadSigningKey(options.signingKey) : undefined;
   const runner = await selectRunner(options.runner, options.runners);
+  const network = options.network ?? NO_NETWORK;
+  checkObservabilitySupport(runner, network);
   await mkdir(options.cacheDir, { recursive: true });
 
   // package.timeout bounds the whole build, like Ctrl-C would: steps are killed and everything cleaned up.
@@ -118,6 +126,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   let built: BuiltPackage[] = [];
   let indexPath: string | undefined;
   let sources: PreparedSource[] = [];
+  let observability: ObservabilityOutcome | undefined;
   try {
     workspace = await createWorkspace({
       parent: options.workspaceDir,
@@ -158,6 +167,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
               runAs: root!.runAs ?? plan.environment.runAs,
               plan,
               cacheEntries: plan.sources.map((src) => src.cacheName),
+              network: network.network,
               log: (line) => ctx.output(line),
             }),
           ),
@@ -181,6 +191,21 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         title: 'Package',
         run: async (ctx) => {
           await retrieveWorkspace(runner, ws);
+          // Recorded events are read before the VM goes away; a broken network policy fails the build here,
+          // after its report was written.
+          observability = await observeBuild({
+            runner,
+            policy: network,
+            pkg: { name: main.name, version: main.version, epoch: main.epoch },
+            arch: plan.arch,
+            archDir,
+            debug: options.debug,
+            log: (line) => {
+              ws.log.write(`${line}\n`);
+              ctx.output(line);
+            },
+            signal,
+          });
           await runner.terminate();
           built = await writePackages({
             plan,
@@ -224,7 +249,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       else await workspace.remove();
     }
   }
-  return { plan, packages: built, indexPath, workspace: keep ? workspace?.root : undefined };
+  return { plan, packages: built, indexPath, observability, workspace: keep ? workspace?.root : undefined };
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

@@ -4,6 +4,9 @@ import { chooseRenderer } from '../../build/progress.ts';
 import { buildReproducibly } from '../../build/reproducible.ts';
 import { resolveSourceDateEpoch } from '../../build/source-date.ts';
 import { collectLinterList } from '../../lint/settings.ts';
+import { networkPolicyFromFlags } from '../../observe/policy.ts';
+import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
+import { collect } from '../options.ts';
 import { withInterrupt } from '../interrupt.ts';
 import { addSandboxOptions, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
 
@@ -16,6 +19,8 @@ interface BuildFlags extends SandboxFlags {
   lintRequire: string[];
   lintWarn: string[];
   persistLintResults: boolean;
+  network: boolean;
+  networkAllow: string[];
 }
 
 export function registerBuildCommand(program: Command): void {
@@ -28,15 +33,18 @@ export function registerBuildCommand(program: Command): void {
     .option('--lint-require <linters>', 'make these linters errors (comma-separated, repeatable)', collectLinterList, [])
     .option('--lint-warn <linters>', 'make these linters warnings (comma-separated, repeatable)', collectLinterList, [])
     .option('--persist-lint-results', 'write lint results as JSON next to the packages', false)
+    .option('--network', 'give the steps network access (none by default)', false)
+    .option('--network-allow <host:port>', 'allow the network, but fail the build if it connected anywhere else (repeatable; qemu runner)', collect, [])
     .addHelpText(
       'after',
       `${ROOTS_HELP}
 
-Network: steps have no network.
+${OBSERVABILITY_HELP}
 
 Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
     )
     .action(async (recipes: string[], flags: BuildFlags) => {
+      const network = networkPolicyFromFlags(flags);
       const progress = chooseRenderer();
       await withInterrupt(async (signal) => {
         for (const recipe of recipes) {
@@ -62,11 +70,13 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               lintRequire: flags.lintRequire,
               lintWarn: flags.lintWarn,
               persistLintResults: flags.persistLintResults,
+              network,
               progress,
               signal,
             });
             for (const p of result.packages) progress.note(`built ${p.path}`);
             if (result.indexPath) progress.note(`index ${result.indexPath}`);
+            for (const line of result.observability?.summary ?? []) progress.note(line);
             if (result.workspace) progress.note(`workspace kept at ${result.workspace}`);
           } catch (err) {
             if (err instanceof BuildFailedError && err.workspace) {
