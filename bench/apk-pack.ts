@@ -9,34 +9,13 @@ import { join } from 'node:path';
 import { generateSigningKey, loadSigningKey } from '../src/apk/keys.ts';
 import { verifyApk } from '../src/apk/verify.ts';
 import { writeApk } from '../src/apk/writer.ts';
+import { Rng } from './lib/rng.ts';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const TARGET_BYTES = QUICK ? 20e6 : 200e6;
 const ROUNDS = 3;
 
 /** xorshift32: deterministic, fast enough to fill hundreds of MB. */
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 1;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-  fill(buf: Buffer): void {
-    const words = new Uint32Array(buf.buffer, buf.byteOffset, Math.floor(buf.length / 4));
-    for (let i = 0; i < words.length; i++) words[i] = this.next();
-    for (let i = words.length * 4; i < buf.length; i++) buf[i] = this.next() & 0xff;
-  }
-}
 
 const WORDS = (
   'the of and to in is that for it as was with be by on not he this are or his from at which but have an they ' +

@@ -16,6 +16,7 @@ import { RootProvider } from '../src/environment/root-provider.ts';
 import { buildPackage, buildRepo, makeKey, type PackageSpec } from '../test/environment/repo.ts';
 import { DEBIAN_BASE, SHARED_ROOT_CACHE } from '../test/environment/shared-cache.ts';
 import type { IndexEntry } from '../src/apk/index.ts';
+import { Rng } from './lib/rng.ts';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const PACKAGES = QUICK ? 8 : 20;
@@ -24,23 +25,6 @@ const ROUNDS = QUICK ? 2 : 3;
 const WARM_ROUNDS = 15;
 const ARCH = 'x86_64';
 
-class Rng {
-  private s: number;
-  constructor(seed: number) {
-    this.s = seed >>> 0 || 1;
-  }
-  next(): number {
-    let x = this.s;
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    this.s = x >>> 0;
-    return this.s;
-  }
-  below(n: number): number {
-    return this.next() % n;
-  }
-}
 
 const WORDS = 'the of and to in is that for it as was with be by on not package build sandbox signature archive index stream'.split(' ');
 
