@@ -1,7 +1,7 @@
 // Retrieval from a VM over its control channel, after the last step and before the VM is powered off:
 // look for the sentinel (no sentinel: this initramfs has no hook, and that is said, not failed), stop the hook
 // (it drains the kernel's buffers and prints its status), then stream the events file in, at most 50 MiB.
-import { ObservabilityError, parseHookStatus } from './events.ts';
+import { ObservabilityError, parseHookStatus, wallClock } from './events.ts';
 import { DEFAULT_SENTINEL, type Sentinel, SENTINEL_PATH } from './guest-files.ts';
 import { EventLineReader, MAX_EVENTS_BYTES } from './ndjson.ts';
 import type { ImplicitDestination } from './policy.ts';
@@ -30,8 +30,9 @@ export const QEMU_USER_NET_RESOLVER: ImplicitDestination = {
   why: "the VM's DNS resolver (answers with the host's resolver)",
 };
 
-/** Exit status our retrieval scripts use for "that file does not exist". */
+/** Exit statuses of our retrieval scripts: "that file does not exist", "the hook's stop failed". */
 const ABSENT = 44;
+const HOOK_FAILED = 45;
 
 function describeExit(r: { code: number | null; signal: string | null; stderr: Buffer }): string {
   const err = r.stderr.toString('utf8').trim();
@@ -70,39 +71,63 @@ export async function collectGuestObservability(channel: GuestChannel, options: 
   if (sentinel.code !== 0) throw new ObservabilityError(`cannot read ${SENTINEL_PATH} in the VM: ${describeExit(sentinel)}`);
   const paths = parseSentinel(sentinel.stdout.toString('utf8'));
 
-  const stop = await channel.control([paths.hook, 'stop'], { signal });
-  const stoppedAt = now();
-  if (stop.code !== 0) throw new ObservabilityError(`the observability hook ${paths.hook} did not stop cleanly: ${describeExit(stop)}`);
-  const status = parseHookStatus(stop.stdout.toString('utf8').trim());
-  // The status's uptime is read as the hook finishes; the reply takes a few ms more to arrive.
-  const clock = { bootEpochMs: stoppedAt - status.uptime * 1000 };
-
-  // `wc -c` first (on stderr), so that a truncated read can say how big the file was.
-  const reader = new EventLineReader({ clock, maxBytes });
+  // One round trip: stop the hook (it drains the kernel's buffers and prints its status as its last line), then
+  // the size of the events file, both tagged on stderr, then the file itself on stdout, at most maxBytes + 1.
+  // The clock is known once the status is in; events are stamped with wall-clock time after reading.
+  const reader = new EventLineReader({ clock: { bootEpochMs: 0 }, maxBytes });
   const stderr: Buffer[] = [];
+  let stderrBytes = 0;
+  let statusArrivedAt: number | undefined;
   const read = await channel.control(
-    ['sh', '-c', `[ -f "$1" ] || exit ${ABSENT}; wc -c <"$1" >&2 || exit 1; exec head -c "$2" -- "$1"`, 'sh', paths.events, String(maxBytes + 1)],
+    [
+      'sh',
+      '-c',
+      `status=$("$1" stop 2>&1) || { printf '%s\\n' "$status" >&2; exit ${HOOK_FAILED}; }
+printf 'status %s\\n' "$(printf '%s\\n' "$status" | tail -n 1)" >&2
+[ -f "$2" ] || exit ${ABSENT}
+printf 'size %s\\n' "$(wc -c <"$2")" >&2 || exit 1
+exec head -c "$3" -- "$2"`,
+      'sh',
+      paths.hook,
+      paths.events,
+      String(maxBytes + 1),
+    ],
     {
       maxOutputBytes: 0,
       signal,
       onOutput: (stream, chunk) => {
         if (stream === 'stdout') reader.push(chunk);
-        else if (stderr.reduce((n, b) => n + b.length, 0) < 64 * 1024) stderr.push(Buffer.from(chunk));
+        else {
+          statusArrivedAt ??= now();
+          if (stderrBytes < 64 * 1024) {
+            stderr.push(Buffer.from(chunk));
+            stderrBytes += chunk.length;
+          }
+        }
       },
     },
   );
   const errText = Buffer.concat(stderr).toString('utf8');
+  const tagged = (tag: string): string | undefined =>
+    errText
+      .split('\n')
+      .find((l) => l.startsWith(`${tag} `))
+      ?.slice(tag.length + 1)
+      .trim();
+  if (read.code === HOOK_FAILED) throw new ObservabilityError(`the observability hook ${paths.hook} did not stop cleanly: ${errText.trim() || describeExit(read)}`);
   if (read.code === ABSENT) {
     throw new ObservabilityError(
       `the VM's initramfs has the observability hook (${SENTINEL_PATH}) but no events file ${paths.events}: the hook did not run (look for "observe:" lines in the console log)`,
     );
   }
-  if (read.code !== 0) {
-    throw new ObservabilityError(`cannot read ${paths.events} in the VM: ${errText.trim() || describeExit(read)}`);
-  }
-  const sizeLine = errText.split('\n')[0]?.trim() ?? '';
+  if (read.code !== 0) throw new ObservabilityError(`cannot read ${paths.events} in the VM: ${errText.trim() || describeExit(read)}`);
+  const status = parseHookStatus(tagged('status') ?? '');
+  // The status's uptime is read as the hook finishes, just before it is sent.
+  const clock = { bootEpochMs: (statusArrivedAt ?? now()) - status.uptime * 1000 };
+  const sizeLine = tagged('size') ?? '';
   const fileBytes = /^\d+$/.test(sizeLine) ? Number(sizeLine) : undefined;
   const events = reader.finish();
+  for (const e of events.events) e.timestamp = wallClock(e.uptime, clock);
   return {
     source: 'qemu guest hook',
     status,

@@ -211,10 +211,10 @@ export interface HookStatus {
   uptime: number;
   /** What is being recorded: exec, fork, argv, uid, tcp, udp, udp6. */
   features: string[];
-  /** What the kernel would not let the hook record. */
+  /** What the hook could not record (same names as features, plus `converter` when its converter never started). */
   unavailable: string[];
-  /** `killed` when the converter did not finish on its own: the last events may be missing. */
-  converter?: 'stopped' | 'killed';
+  /** `killed`: it did not finish on its own, the last events may be missing; `died`: it ended during the build. */
+  converter?: 'stopped' | 'killed' | 'died';
   /** Tracing was switched off behind the hook's back (root in the VM can). */
   tampered?: boolean;
   error?: string;
@@ -256,7 +256,7 @@ export function parseHookStatus(text: string): HookStatus {
   const features = strings(value.features) ?? bad('no feature list');
   const unavailable = strings(value.unavailable) ?? bad('no list of unavailable features');
   const status: HookStatus = { version, state, uptime, features, unavailable };
-  if (value.converter === 'stopped' || value.converter === 'killed') status.converter = value.converter;
+  if (value.converter === 'stopped' || value.converter === 'killed' || value.converter === 'died') status.converter = value.converter;
   if (typeof value.tampered === 'boolean') status.tampered = value.tampered;
   if (typeof value.error === 'string' && value.error !== '') status.error = value.error;
   if (typeof value.converter_error === 'string' && value.converter_error !== '') status.converterError = value.converter_error;

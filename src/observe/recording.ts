@@ -35,7 +35,8 @@ export interface RecordingAssessment {
   notes: string[];
 }
 
-const NETWORK_FEATURES = ['tcp', 'udp', 'udp6'];
+/** What, when the hook says it is unavailable, may hide connections (`converter`: nothing is written at all). */
+const NETWORK_FEATURES = ['tcp', 'udp', 'udp6', 'converter'];
 
 export function assessRecording(result: ObservabilityResult): RecordingAssessment {
   const { status, retrieval } = result;
@@ -48,7 +49,8 @@ export function assessRecording(result: ObservabilityResult): RecordingAssessmen
   if (unavailableNet.length > 0) missing.push(`the kernel would not let the hook record ${unavailableNet.join(', ')}`);
   if (unavailableOther.length > 0) notes.push(`not recorded (unsupported by the kernel): ${unavailableOther.join(', ')}`);
   if (status.converter === 'killed') missing.push('the converter did not finish and was killed; the last events may be missing');
-  else if (status.state === 'stopped' && status.stats && !status.stats.marker) missing.push('the converter ended before reading everything');
+  else if (status.converter === 'died') missing.push('the converter ended during the build; what happened after that was not recorded');
+  else if (status.state === 'stopped' && (!status.stats || !status.stats.marker)) missing.push('the converter ended before reading everything');
   if (status.tampered) missing.push('tracing was switched off inside the sandbox during the build (root in the VM can do that)');
   const lost = Math.max(status.stats?.lost ?? 0, result.events.reduce((n, e) => n + (e.type === 'lost' ? e.count : 0), 0));
   if (lost > 0) missing.push(`${lost} trace events were lost (the kernel's trace buffer overflowed)`);

@@ -10,12 +10,12 @@ import { connectionAttempts, describeViolation, evaluateNetworkPolicy, NetworkPo
 import { assessRecording } from './recording.ts';
 import { buildReport, type ObservabilityReport, type ReportPackage, reportPath, writeReport } from './report.ts';
 
-/** For `builder build --help`. */
-export const OBSERVABILITY_HELP = `Observability (--runner qemu only): every program the build runs and every network connection it attempts
-is recorded inside the VM, logged with an [OBSERVABILITY] prefix and written to
-<out-dir>/<arch>/<name>-<version>-r<epoch>.observability.json. The Bubblewrap runner records nothing.
-Network: steps have no network unless --network; --network-allow HOST:PORT (repeatable, implies --network)
-fails the build after it ran if it connected anywhere else (the VM's DNS resolver and loopback always pass).`;
+/** For `builder build --help` (the last lines replace its "Network: steps have no network." line). */
+export const OBSERVABILITY_HELP = `Observability: with --runner qemu, every program the build runs and every network connection it attempts
+is logged ([OBSERVABILITY]) and written to <out-dir>/<arch>/<name>-<version>-r<epoch>.observability.json. It is a
+QEMU-runner feature: the Bubblewrap runner records nothing (and refuses --network-allow).
+Network: steps have no network unless --network; --network-allow HOST:PORT (repeatable, implies --network) fails
+the build after its steps if it connected anywhere else (loopback and the VM's DNS resolver always pass).`;
 
 export interface ObservabilityStageOptions {
   runner: Runner;

@@ -1,8 +1,8 @@
 # builder's observability converter: reads tracefs text (trace_pipe of the hook's instance) and writes one
 # JSON event per line. Run by the observe hook with busybox awk; kept to POSIX awk so it also runs elsewhere.
 #
-#   awk -v events=FILE -v stats=FILE -v token=HEX [-v ready=FILE] [-v max_bytes=N] [-v proc=DIR|none]
-#       [-v scope_all=build] -f observe.awk INPUT
+#   awk -v events=FILE -v stats=FILE -v token=HEX [-v ready=FILE] [-v max_bytes=N] [-v proc=DIR|none] \
+#       -f observe.awk INPUT
 #
 # Events written (see src/observe/events.ts for the host's view of them):
 #   {"type":"exec", time, pid, ppid, uid, filename, binary, comm, argv?, argv_complete, scope}
@@ -15,8 +15,9 @@
 # a task name may itself contain a newline.
 #
 # Processes are tracked by thread-group id (tgid): task_newtask gives parents (and threads), set*uid kprobes
-# the real uid, exec the binary. "scope" is "build" for a step's command and everything it starts, "builder"
-# for the VM's own plumbing (init, SSH sessions, the build channel that enters the build root).
+# the real uid, exec the binary and the name (task names in the trace text are a cache the kernel fills at
+# context switches, so they can be stale). "scope" is "build" for a step's command and everything it starts,
+# "builder" for the VM's own plumbing (init, SSH sessions, the build channel that enters the build root).
 
 BEGIN {
 	if (events == "") events = "/dev/stdout"
@@ -26,9 +27,6 @@ BEGIN {
 	HEX = "0123456789abcdef"
 	for (i = 1; i < 32; i++) CTRL = CTRL sprintf("%c", i)
 	CTRL_RE = "[" CTRL "]"
-	TCP_STATE["TCP_ESTABLISHED"] = "established"
-	TCP_STATE["TCP_SYN_SENT"] = "syn_sent"
-	TCP_STATE["TCP_CLOSE"] = "close"
 	written = 0; bytes = 0; dropped = 0; unparsed = 0; lost = 0; lines = 0
 	now = 0
 	if (proc != "none") seed()
@@ -51,6 +49,7 @@ function seed(    cmd, d, f, line, k, v, tg, u, parts) {
 			v = line; sub(/^[^:]*:[ \t]*/, "", v)
 			if (k == "Tgid") tg = v + 0
 			else if (k == "PPid") ppid[d] = v + 0
+			else if (k == "Name") pname[d] = v
 			else if (k == "Uid") { split(v, u, /[ \t]+/); uid[d] = u[1] + 0 }
 		}
 		close(f)
@@ -124,7 +123,6 @@ function tg_of(pid) {
 }
 
 function scope_of(tg) {
-	if (scope_all != "") return scope_all
 	return scope[tg] == "build" ? "build" : "builder"
 }
 
@@ -212,6 +210,8 @@ function on_newtask(pid, payload,    child, flags, parent_tg) {
 	else delete uid[child]
 	if (parent_tg in exe) exe[child] = exe[parent_tg]
 	else delete exe[child]
+	if (parent_tg in pname) pname[child] = pname[parent_tg]
+	else delete pname[child]
 	if (parent_tg in scope) scope[child] = scope[parent_tg]
 	else delete scope[child]
 	return 1
@@ -262,6 +262,7 @@ function on_argv(pid, name, payload,    k, first, i, idx, ptrs, rest, key, val, 
 function take_argv(caller,    sig, k, i, last, args, complete, out) {
 	if (!((caller, 0) in ch_has)) return ""
 	sig = ch_sig[caller, 0]
+	argv0 = ch_arg[caller, 0]
 	args = ""
 	complete = 1
 	for (k = 0; k < 8; k++) {
@@ -280,7 +281,15 @@ function take_argv(caller,    sig, k, i, last, args, complete, out) {
 	return ",\"argv\":[" args "],\"argv_complete\":" (complete ? "true" : "false")
 }
 
-function on_exec(pid, comm, payload,    tg, old, filename, binary, rec, argv_json, complete_name) {
+function basename(p) {
+	sub(/\/+$/, "", p)
+	sub(/.*\//, "", p)
+	return p
+}
+
+# Task names in trace text come from a cache the kernel fills at context switches, so they can be stale; the
+# name of a process is taken from what it executed instead (busybox applets: the applet), like the kernel's.
+function on_exec(pid, comm, payload,    tg, old, filename, binary, rec, argv_json, complete_name, nm) {
 	if (substr(payload, 1, 9) != "filename=") return 0
 	if (match(payload, / pid=[0-9]+ old_pid=[0-9]+$/)) {
 		filename = substr(payload, 10, RSTART - 10)
@@ -308,11 +317,16 @@ function on_exec(pid, comm, payload,    tg, old, filename, binary, rec, argv_jso
 	} else if (scope[tg] == "chroot") {
 		if (substr(filename, 1, 13) != "/proc/1/root/" && filename != "/proc/self/exe") scope[tg] = "build"
 	}
-	rec = "{\"type\":\"exec\",\"time\":" now ",\"pid\":" tg ",\"ppid\":" jnum(ppid[tg]) ",\"uid\":" jnum(uid[tg]) \
-		",\"filename\":" jstr(filename) ",\"binary\":" jstr(binary) ",\"comm\":" jstr(comm)
-	if (!complete_name) rec = rec ",\"filename_complete\":false"
+	argv0 = ""
 	argv_json = take_argv(old)
 	if (argv_json == "" && old != pid) argv_json = take_argv(pid)
+	nm = basename(filename)
+	if (filename == "/proc/self/exe") nm = argv0 != "" ? basename(argv0) : "exe"
+	# The kernel keeps 15 bytes of it.
+	pname[tg] = substr(nm, 1, 15)
+	rec = "{\"type\":\"exec\",\"time\":" now ",\"pid\":" tg ",\"ppid\":" jnum(ppid[tg]) ",\"uid\":" jnum(uid[tg]) \
+		",\"filename\":" jstr(filename) ",\"binary\":" jstr(binary) ",\"comm\":" jstr(pname[tg])
+	if (!complete_name) rec = rec ",\"filename_complete\":false"
 	rec = rec argv_json
 	rec = rec ",\"scope\":\"" scope_of(tg) "\"}"
 	emit(rec)
@@ -350,7 +364,7 @@ function on_tcp(pid, comm, payload,    family, saddr, daddr, key, id, tuple, out
 	if (newst == "TCP_SYN_SENT") {
 		id = ++tcp_seq
 		tg = tg_of(pid)
-		c_time[id] = now; c_tg[id] = tg; c_comm[id] = comm; c_family[id] = family
+		c_time[id] = now; c_tg[id] = tg; c_comm[id] = (tg in pname) ? pname[tg] : comm; c_family[id] = family
 		c_saddr[id] = saddr; c_daddr[id] = daddr; c_dport[id] = kv["dport"] + 0
 		c_exe[id] = (tg in exe) ? exe[tg] : ""; c_uid[id] = uid[tg]; c_scope[id] = scope_of(tg)
 		q_tail[key]++
@@ -416,7 +430,7 @@ function udp_event(pid, comm, family, saddr, sport, daddr, dport,    tg, key) {
 	key = tg SUBSEP family SUBSEP daddr SUBSEP dport
 	if (key in udp_seen) return
 	udp_seen[key] = 1
-	emit(net_record("udp_sendmsg", tg, comm, "udp", family, saddr, sport, daddr, dport, ""))
+	emit(net_record("udp_sendmsg", tg, (tg in pname) ? pname[tg] : comm, "udp", family, saddr, sport, daddr, dport, ""))
 }
 
 function on_udp(pid, comm, payload,    daddr, dport) {
