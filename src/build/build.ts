@@ -7,7 +7,7 @@ import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
 import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
-import { BuilderError } from '../errors.ts';
+import { BuilderError, errorMessage } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
@@ -18,6 +18,7 @@ import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
+import { isObservableRunner } from '../observe/observable.ts';
 import { checkObservabilitySupport, type ObservabilityOutcome, observeBuild } from '../observe/stage.ts';
 
 export type { BuiltPackage } from './package.ts';
@@ -127,6 +128,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   let indexPath: string | undefined;
   let sources: PreparedSource[] = [];
   let observability: ObservabilityOutcome | undefined;
+  let started = false;
+  let observed = false;
+  let recordFailure: ((details: string[]) => Promise<void>) | undefined;
   try {
     workspace = await createWorkspace({
       parent: options.workspaceDir,
@@ -136,6 +140,27 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       packages: plan.packages.map((p) => p.name),
     });
     const ws = workspace;
+    const observe = (log: (line: string) => void) =>
+      observeBuild({
+        runner,
+        policy: network,
+        pkg: { name: main.name, version: main.version, epoch: main.epoch },
+        arch: plan.arch,
+        archDir,
+        debug: options.debug,
+        log,
+        signal,
+      });
+    recordFailure = async (details: string[]) => {
+      // A failed build is recorded too (a blocked connection is often why it failed); best effort, so the
+      // step's own failure stays the error.
+      try {
+        const outcome = await observe((line) => ws.log.write(`${line}\n`));
+        details.push(...outcome.summary);
+      } catch (err) {
+        details.push(`observability: ${errorMessage(err)}`);
+      }
+    };
     const tasks: Task[] = [
       {
         title: 'Fetch sources',
@@ -157,8 +182,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       },
       {
         title: `Start ${runner.name} sandbox`,
-        run: async (ctx) =>
-          runner.start(
+        run: async (ctx) => {
+          started = true;
+          await runner.start(
             podConfig({
               name: main.name,
               root: root!,
@@ -170,7 +196,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
               network: network.network,
               log: (line) => ctx.output(line),
             }),
-          ),
+          );
+        },
       },
       ...plan.packages.map((pkg): Task => ({
         title: `Pipeline: ${pkg.name}`,
@@ -193,18 +220,10 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           await retrieveWorkspace(runner, ws);
           // Recorded events are read before the VM goes away; a broken network policy fails the build here,
           // after its report was written.
-          observability = await observeBuild({
-            runner,
-            policy: network,
-            pkg: { name: main.name, version: main.version, epoch: main.epoch },
-            arch: plan.arch,
-            archDir,
-            debug: options.debug,
-            log: (line) => {
-              ws.log.write(`${line}\n`);
-              ctx.output(line);
-            },
-            signal,
+          observed = true;
+          observability = await observe((line) => {
+            ws.log.write(`${line}\n`);
+            ctx.output(line);
           });
           await runner.terminate();
           built = await writePackages({
@@ -240,7 +259,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     if (workspace && !options.signal?.aborted) keep = true;
     const timedOut = timeout?.aborted && !options.signal?.aborted;
     const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded package.timeout (${plan.timeout}s)`, { cause: err }) : err;
-    throw new BuildFailedError(cause, keep ? workspace?.root : undefined);
+    const failure = new BuildFailedError(cause, keep ? workspace?.root : undefined);
+    if (started && !observed && !signal?.aborted && isObservableRunner(runner)) await recordFailure?.(failure.details);
+    throw failure;
   } finally {
     await runner.terminate().catch(() => undefined);
     await root?.release().catch(() => undefined);

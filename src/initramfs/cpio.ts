@@ -163,12 +163,8 @@ export class CpioWriter {
   async #write(chunk: Buffer): Promise<void> {
     if (chunk.length === 0) return;
     this.#written += chunk.length;
-    if (!this.#out.write(chunk)) {
-      const errored = once(this.#out, 'error').then(([err]) => {
-        throw err;
-      });
-      await Promise.race([once(this.#out, 'drain'), errored]);
-    }
+    // events.once rejects when 'error' comes first and removes both listeners either way.
+    if (!this.#out.write(chunk)) await once(this.#out, 'drain');
   }
 
   #header(name: string, type: CpioEntryType, own: CpioOwnership, size: number, rdev: [number, number] = [0, 0]): CpioHeader {
