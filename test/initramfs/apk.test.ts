@@ -8,7 +8,6 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, loadSigningKey } from '../../src/apk/keys.ts';
@@ -16,50 +15,12 @@ import { registerInitramfsCommand } from '../../src/cli/commands/initramfs.ts';
 import { readElf } from '../../src/elf/reader.ts';
 import { PackageFormatError, UsageError } from '../../src/errors.ts';
 import { type BaseInitramfsOptions, baseInitramfsDigest, ensureBaseInitramfs } from '../../src/initramfs/base.ts';
-import { readCpio } from '../../src/initramfs/cpio.ts';
 import { installedPaths } from '../../src/initramfs/apk.ts';
 import { QemuRunner } from '../../src/runners/qemu/runner.ts';
 import type { OutputStream } from '../../src/runners/runner.ts';
 import { kernelEnv, leftovers, podFor, qemuProcessesMentioning, testKernel } from '../runners/qemu/helpers.ts';
 import { ARCH, debianMadeApkRepository, packageTree, type TestApkRepository, writeIndex } from './apk-repository.ts';
-
-interface Listed {
-  type: string;
-  mode: number;
-  link?: string;
-  data?: Buffer;
-}
-
-async function unpack(file: string, keep: (name: string) => boolean): Promise<Map<string, Listed>> {
-  const out = new Map<string, Listed>();
-  for await (const e of readCpio(createReadStream(file).pipe(createGunzip()))) {
-    out.set(e.name, { type: e.type, mode: e.mode, link: e.linkTarget, data: e.type === 'file' && keep(e.name) ? await e.buffer() : undefined });
-  }
-  return out;
-}
-
-/** Follows symlinks inside the archive (absolute targets are relative to its root). */
-function resolve(entries: Map<string, Listed>, name: string): string | undefined {
-  let current = name.replace(/^\/+/, '');
-  for (let hops = 0; hops < 20; hops++) {
-    const parts = current.split('/');
-    let resolved: string[] = [];
-    let changed = false;
-    for (let i = 0; i < parts.length; i++) {
-      const here = [...resolved, parts[i]!].join('/');
-      const e = entries.get(here);
-      if (e?.type === 'symlink' && e.link !== undefined) {
-        const base = e.link.startsWith('/') ? [] : resolved;
-        current = [...base, ...e.link.split('/').filter((p) => p !== ''), ...parts.slice(i + 1)].join('/');
-        changed = true;
-        break;
-      }
-      resolved = here.split('/');
-    }
-    if (!changed) return entries.has(current) ? current : undefined;
-  }
-  return undefined;
-}
+import { type Listed, resolveInArchive, unpack } from './archive.ts';
 
 describe('build-initramfs --from apk', () => {
   let work: string;
@@ -129,9 +90,9 @@ describe('build-initramfs --from apk', () => {
     await writeFile(dropbear, entries.get('usr/sbin/dropbear')!.data!);
     const elf = await readElf(dropbear);
     expect(elf?.needed.length).toBeGreaterThan(0);
-    expect(resolve(entries, elf!.interpreter!)).toBeDefined();
+    expect(resolveInArchive(entries, elf!.interpreter!)).toBeDefined();
     for (const soname of elf!.needed) {
-      const found = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => resolve(entries, `${d}/${soname}`)).find((x) => x !== undefined);
+      const found = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'].map((d) => resolveInArchive(entries, `${d}/${soname}`)).find((x) => x !== undefined);
       expect(found, `${soname} in the archive`).toBeDefined();
       expect(entries.get(found!)?.type).toBe('file');
     }

@@ -1,56 +1,15 @@
 // `builder build-initramfs` for real: Debian packages downloaded and unpacked, the archive parsed back with our
 // reader, the SSH server's libraries found from its DT_NEEDED entries, and the cache hit on a second run.
-import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createGunzip } from 'node:zlib';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerInitramfsCommand } from '../../src/cli/commands/initramfs.ts';
 import { readElf } from '../../src/elf/reader.ts';
 import { UsageError } from '../../src/errors.ts';
 import { baseInitramfsDigest, ensureBaseInitramfs } from '../../src/initramfs/base.ts';
-import { readCpio } from '../../src/initramfs/cpio.ts';
-
-interface Listed {
-  type: string;
-  mode: number;
-  link?: string;
-  data?: Buffer;
-}
-
-/** The archive as a map; file bodies kept only for the names asked for. */
-async function unpack(file: string, keep: (name: string) => boolean): Promise<Map<string, Listed>> {
-  const out = new Map<string, Listed>();
-  for await (const e of readCpio(createReadStream(file).pipe(createGunzip()))) {
-    out.set(e.name, { type: e.type, mode: e.mode, link: e.linkTarget, data: e.type === 'file' && keep(e.name) ? await e.buffer() : undefined });
-  }
-  return out;
-}
-
-/** Follows symlinks inside the archive (absolute targets are relative to its root). */
-function resolve(entries: Map<string, Listed>, name: string): string | undefined {
-  let current = name.replace(/^\/+/, '');
-  for (let hops = 0; hops < 20; hops++) {
-    const parts = current.split('/');
-    let resolved: string[] = [];
-    let changed = false;
-    for (let i = 0; i < parts.length; i++) {
-      const here = [...resolved, parts[i]!].join('/');
-      const e = entries.get(here);
-      if (e?.type === 'symlink' && e.link !== undefined) {
-        const base = e.link.startsWith('/') ? [] : resolved;
-        current = [...base, ...e.link.split('/').filter((p) => p !== ''), ...parts.slice(i + 1)].join('/');
-        changed = true;
-        break;
-      }
-      resolved = here.split('/');
-    }
-    if (!changed) return entries.has(current) ? current : undefined;
-  }
-  return undefined;
-}
+import { type Listed, resolveInArchive, unpack } from './archive.ts';
 
 describe('the base initramfs', () => {
   let cacheDir: string;
@@ -101,10 +60,10 @@ describe('the base initramfs', () => {
     await writeFile(dropbear, entries.get('usr/sbin/dropbear')!.data!);
     const elf = await readElf(dropbear);
     expect(elf?.needed.length).toBeGreaterThan(0);
-    expect(resolve(entries, elf!.interpreter!)).toBeDefined();
+    expect(resolveInArchive(entries, elf!.interpreter!)).toBeDefined();
     const dirs = ['lib/x86_64-linux-gnu', 'usr/lib/x86_64-linux-gnu'];
     for (const soname of elf!.needed) {
-      const found = dirs.map((d) => resolve(entries, `${d}/${soname}`)).find((x) => x !== undefined);
+      const found = dirs.map((d) => resolveInArchive(entries, `${d}/${soname}`)).find((x) => x !== undefined);
       expect(found, `${soname} in the archive`).toBeDefined();
       expect(entries.get(found!)?.type).toBe('file');
     }
@@ -138,7 +97,7 @@ describe('the base initramfs', () => {
     await program.parseAsync(['build-initramfs', '--package', 'netcat-openbsd', '-o', output, '--cache-dir', cacheDir], { from: 'user' });
     const withNc = await unpack(output, () => false);
     expect(withNc.get('bin/nc.openbsd')?.type).toBe('file');
-    expect(resolve(withNc, 'usr/lib/x86_64-linux-gnu/libbsd.so.0') ?? resolve(withNc, 'lib/x86_64-linux-gnu/libbsd.so.0')).toBeDefined();
+    expect(resolveInArchive(withNc, 'usr/lib/x86_64-linux-gnu/libbsd.so.0') ?? resolveInArchive(withNc, 'lib/x86_64-linux-gnu/libbsd.so.0')).toBeDefined();
     expect([...withNc.keys()].some((n) => n.startsWith('usr/share/doc/'))).toBe(false);
     expect(withNc.has('usr/sbin/dropbear')).toBe(true);
   });
