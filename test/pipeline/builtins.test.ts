@@ -6,7 +6,7 @@ import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'nod
 import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseRecipe } from '../../src/config/load.ts';
 import { compileRecipe } from '../../src/pipeline/compile.ts';
 import type { BuildPlan } from '../../src/pipeline/plan.ts';
@@ -58,8 +58,10 @@ async function build(p: Project, recipe: string): Promise<RunResult> {
   return result;
 }
 
+/** A build that must succeed; its workspace is removed when the test ends, whatever the outcome. */
 async function succeed(p: Project, recipe: string): Promise<RunResult> {
   const result = await build(p, recipe);
+  onTestFinished(() => result.workspace.remove());
   if (result.exitCode !== 0) throw new Error(`build failed (exit ${result.exitCode}):\n${result.log}`);
   return result;
 }
@@ -153,29 +155,25 @@ subpackages:
       - uses: split/debug
 `,
     );
-    try {
-      // The archive was fetched on the host into the cache, under its checksum, and extracted in the sandbox.
-      expect(await readdir(p.cache)).toContain(`sha256:${sha}`);
-      expect(await readFile(join(result.workspace.dir, 'hello.c'), 'utf8')).toContain('puts(GREETING)');
-      expect((await lstat(join(result.workspace.dir, 'hello-1.0.tar.gz'))).isFile()).toBe(true);
-      expect(await readFile(join(result.workspace.dir, 'config.args'), 'utf8')).toBe(
-        [
-          '--host=x86_64-pc-linux-gnu', '--build=x86_64-pc-linux-gnu', '--prefix=/usr', '--sysconfdir=/etc', '--libdir=/usr/lib',
-          '--mandir=/usr/share/man', '--infodir=/usr/share/info', '--localstatedir=/var', '--with-greeting=built-by-builder', '',
-        ].join('\n'),
-      );
-      // make-install put the program in the package and deleted the libtool archive.
-      expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
-      const hello = join(result.out('hello'), 'usr/bin/hello');
-      expect((await execa(hello)).stdout).toBe('built-by-builder');
-      // split/debug moved the debug information out and linked it.
-      expect(await files(result.out('hello-dbg'))).toEqual(['usr/lib/debug/usr/bin/hello.debug']);
-      expect(await hasSection(hello, '.debug_info')).toBe(false);
-      expect(await hasSection(hello, '.gnu_debuglink')).toBe(true);
-      expect(await hasSection(join(result.out('hello-dbg'), 'usr/lib/debug/usr/bin/hello.debug'), '.debug_info')).toBe(true);
-    } finally {
-      await result.workspace.remove();
-    }
+    // The archive was fetched on the host into the cache, under its checksum, and extracted in the sandbox.
+    expect(await readdir(p.cache)).toContain(`sha256:${sha}`);
+    expect(await readFile(join(result.workspace.dir, 'hello.c'), 'utf8')).toContain('puts(GREETING)');
+    expect((await lstat(join(result.workspace.dir, 'hello-1.0.tar.gz'))).isFile()).toBe(true);
+    expect(await readFile(join(result.workspace.dir, 'config.args'), 'utf8')).toBe(
+      [
+        '--host=x86_64-pc-linux-gnu', '--build=x86_64-pc-linux-gnu', '--prefix=/usr', '--sysconfdir=/etc', '--libdir=/usr/lib',
+        '--mandir=/usr/share/man', '--infodir=/usr/share/info', '--localstatedir=/var', '--with-greeting=built-by-builder', '',
+      ].join('\n'),
+    );
+    // make-install put the program in the package and deleted the libtool archive.
+    expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
+    const hello = join(result.out('hello'), 'usr/bin/hello');
+    expect((await execa(hello)).stdout).toBe('built-by-builder');
+    // split/debug moved the debug information out and linked it.
+    expect(await files(result.out('hello-dbg'))).toEqual(['usr/lib/debug/usr/bin/hello.debug']);
+    expect(await hasSection(hello, '.debug_info')).toBe(false);
+    expect(await hasSection(hello, '.gnu_debuglink')).toBe(true);
+    expect(await hasSection(join(result.out('hello-dbg'), 'usr/lib/debug/usr/bin/hello.debug'), '.debug_info')).toBe(true);
   });
 
   it('fetch with expected-none and git-checkout with sparse-paths and a branch-tip pin', async () => {
@@ -207,15 +205,11 @@ pipeline:
       destination: mono
 `,
     );
-    try {
-      // Downloaded without a checksum: cached under the sha256 of what arrived, and extracted in the sandbox.
-      expect(await readdir(p.cache)).toContain(`sha256:${sha}`);
-      expect(await readFile(join(result.workspace.dir, 'unpacked', 'hello.c'), 'utf8')).toContain('puts(GREETING)');
-      expect(await readFile(join(result.workspace.dir, 'mono', 'tools', 'build.sh'), 'utf8')).toBe('echo build\n');
-      expect((await readdir(join(result.workspace.dir, 'mono'))).sort()).toEqual(['.git', 'README', 'tools']);
-    } finally {
-      await result.workspace.remove();
-    }
+    // Downloaded without a checksum: cached under the sha256 of what arrived, and extracted in the sandbox.
+    expect(await readdir(p.cache)).toContain(`sha256:${sha}`);
+    expect(await readFile(join(result.workspace.dir, 'unpacked', 'hello.c'), 'utf8')).toContain('puts(GREETING)');
+    expect(await readFile(join(result.workspace.dir, 'mono', 'tools', 'build.sh'), 'utf8')).toBe('echo build\n');
+    expect((await readdir(join(result.workspace.dir, 'mono'))).sort()).toEqual(['.git', 'README', 'tools']);
   });
 
   it('strip, with fetch reusing the cached archive', async () => {
@@ -237,16 +231,12 @@ pipeline:
   - uses: strip
 `,
     );
-    try {
-      const hello = join(result.out('hello'), 'usr/bin/hello');
-      expect(await hasSection(hello, '.debug_info')).toBe(false);
-      expect((await execa(hello)).stdout).toBe('hello');
-      expect(result.log).toContain(`strip: /home/build/melange-out/hello/usr/bin/hello`);
-      // delete: true leaves no copy of the archive in the workspace.
-      expect(await readdir(result.workspace.dir)).not.toContain('hello-1.0.tar.gz');
-    } finally {
-      await result.workspace.remove();
-    }
+    const hello = join(result.out('hello'), 'usr/bin/hello');
+    expect(await hasSection(hello, '.debug_info')).toBe(false);
+    expect((await execa(hello)).stdout).toBe('hello');
+    expect(result.log).toContain(`strip: /home/build/melange-out/hello/usr/bin/hello`);
+    // delete: true leaves no copy of the archive in the workspace.
+    expect(await readdir(result.workspace.dir)).not.toContain('hello-1.0.tar.gz');
   });
 
   it('split/static, split/dev, split/manpages, split/infodir, split/locales, split/lib, split/bin, split/alldocs', async () => {
@@ -301,28 +291,24 @@ subpackages:
           package: hello-doc-man
 `,
     );
-    try {
-      expect(await tree(result.out('hello'))).toEqual([]);
-      expect(await files(result.out('hello-static'))).toEqual(['usr/lib/libhello.a']);
-      expect(await files(result.out('hello-dev'))).toEqual([
-        'usr/bin/hello-config',
-        'usr/include/hello.h',
-        'usr/lib/libhello.so -> libhello.so.1',
-        'usr/lib/pkgconfig/hello.pc',
-      ]);
-      expect(await files(result.out('hello-doc-man'))).toEqual([]);
-      expect(await files(result.out('hello-man-again'))).toEqual(['usr/share/man/man1/hello.1']);
-      expect(await files(result.out('hello-info'))).toEqual(['usr/share/info/hello.info']);
-      expect(await files(result.out('hello-lang'))).toEqual(['usr/share/locale/de/LC_MESSAGES/hello.mo']);
-      expect(await files(result.out('hello-libs'))).toEqual(['usr/lib/libhello.so.1 -> libhello.so.1.0', 'usr/lib/libhello.so.1.0']);
-      // patterns narrows the move; paths adds directories to lib and usr/lib.
-      expect(await files(result.out('hello-libssl'))).toEqual(['usr/lib/libssl.so.3']);
-      expect(await files(result.out('hello-lib64'))).toEqual(['usr/lib64/libextra.so.2']);
-      expect(await files(result.out('hello-bin'))).toEqual(['usr/bin/hello']);
-      expect(await files(result.out('hello-doc'))).toEqual(['usr/share/doc/hello/README']);
-    } finally {
-      await result.workspace.remove();
-    }
+    expect(await tree(result.out('hello'))).toEqual([]);
+    expect(await files(result.out('hello-static'))).toEqual(['usr/lib/libhello.a']);
+    expect(await files(result.out('hello-dev'))).toEqual([
+      'usr/bin/hello-config',
+      'usr/include/hello.h',
+      'usr/lib/libhello.so -> libhello.so.1',
+      'usr/lib/pkgconfig/hello.pc',
+    ]);
+    expect(await files(result.out('hello-doc-man'))).toEqual([]);
+    expect(await files(result.out('hello-man-again'))).toEqual(['usr/share/man/man1/hello.1']);
+    expect(await files(result.out('hello-info'))).toEqual(['usr/share/info/hello.info']);
+    expect(await files(result.out('hello-lang'))).toEqual(['usr/share/locale/de/LC_MESSAGES/hello.mo']);
+    expect(await files(result.out('hello-libs'))).toEqual(['usr/lib/libhello.so.1 -> libhello.so.1.0', 'usr/lib/libhello.so.1.0']);
+    // patterns narrows the move; paths adds directories to lib and usr/lib.
+    expect(await files(result.out('hello-libssl'))).toEqual(['usr/lib/libssl.so.3']);
+    expect(await files(result.out('hello-lib64'))).toEqual(['usr/lib64/libextra.so.2']);
+    expect(await files(result.out('hello-bin'))).toEqual(['usr/bin/hello']);
+    expect(await files(result.out('hello-doc'))).toEqual(['usr/share/doc/hello/README']);
   });
 
   it('git-checkout (host clone of a local repository, tag and expected-commit), git-am', async () => {
@@ -363,15 +349,11 @@ pipeline:
           git log --format=%s > "\${{targets.destdir}}/log"
 `,
     );
-    try {
-      expect(await readdir(join(p.cache, 'git'))).toHaveLength(1);
-      expect(await files(result.out('co'))).toEqual(['extra', 'greeting', 'log']);
-      expect(await readFile(join(result.out('co'), 'greeting'), 'utf8')).toBe('one\ntwo\nthree\n');
-      expect(await readFile(join(result.out('co'), 'extra'), 'utf8')).toBe('from git am\n');
-      expect(await readFile(join(result.out('co'), 'log'), 'utf8')).toBe('Add extra file\ninitial\n');
-    } finally {
-      await result.workspace.remove();
-    }
+    expect(await readdir(join(p.cache, 'git'))).toHaveLength(1);
+    expect(await files(result.out('co'))).toEqual(['extra', 'greeting', 'log']);
+    expect(await readFile(join(result.out('co'), 'greeting'), 'utf8')).toBe('one\ntwo\nthree\n');
+    expect(await readFile(join(result.out('co'), 'extra'), 'utf8')).toBe('from git am\n');
+    expect(await readFile(join(result.out('co'), 'log'), 'utf8')).toBe('Add extra file\ninitial\n');
   });
 
   it.skipIf(!HAVE.patch)('patch, from a list and from a quilt series (needs patch)', async () => {
@@ -395,13 +377,9 @@ pipeline:
   - runs: cp greeting "\${{targets.destdir}}/"
 `,
     );
-    try {
-      expect(await readFile(join(result.out('pt'), 'greeting'), 'utf8')).toBe('ONE\nTWO\nthree\n');
-      expect(result.log).toContain('patch: applying fix.patch');
-      expect(result.log).toContain('patch: applying patches/second.patch');
-    } finally {
-      await result.workspace.remove();
-    }
+    expect(await readFile(join(result.out('pt'), 'greeting'), 'utf8')).toBe('ONE\nTWO\nthree\n');
+    expect(result.log).toContain('patch: applying fix.patch');
+    expect(result.log).toContain('patch: applying patches/second.patch');
     // A patch that does not apply fails the step, and so the build.
     const bad = await project({ 'file.txt': 'a\n', 'bad.patch': '--- a/file.txt\n+++ b/file.txt\n@@ -1 +1 @@\n-zzz\n+b\n' });
     const failed = await build(bad, `package: {name: bad, version: "1", epoch: 0}\npipeline:\n  - uses: patch\n    with: {patches: bad.patch, fuzz: 0}\n`);
@@ -433,12 +411,8 @@ pipeline:
         'hello.c': '#include <stdio.h>\nint main(void) { puts(GREETING); return 0; }\n',
       });
       const result = await succeed(p, RECIPE);
-      try {
-        expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
-        expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('cmake-built');
-      } finally {
-        await result.workspace.remove();
-      }
+      expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
+      expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('cmake-built');
     });
   });
 
@@ -461,12 +435,8 @@ pipeline:
         'hello.c': '#include <stdio.h>\nint main(void) { puts("meson-built"); return 0; }\n',
       });
       const result = await succeed(p, RECIPE);
-      try {
-        expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
-        expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('meson-built');
-      } finally {
-        await result.workspace.remove();
-      }
+      expect(await files(result.out('hello'))).toEqual(['usr/bin/hello']);
+      expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('meson-built');
     });
   });
 
@@ -505,12 +475,8 @@ subpackages:
         'main.go': 'package main\n\nimport "fmt"\n\nvar greeting = "hello"\n\nfunc main() { fmt.Println(greeting) }\n',
       });
       const result = await succeed(p, RECIPE);
-      try {
-        expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('go-built');
-        expect(await files(result.out('hello-installed'))).toEqual(['usr/bin/hello']);
-      } finally {
-        await result.workspace.remove();
-      }
+      expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('go-built');
+      expect(await files(result.out('hello-installed'))).toEqual(['usr/bin/hello']);
     });
   });
 
@@ -533,11 +499,7 @@ pipeline:
         'src/main.rs': 'fn main() { println!("cargo-built"); }\n',
       });
       const result = await succeed(p, RECIPE);
-      try {
-        expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('cargo-built');
-      } finally {
-        await result.workspace.remove();
-      }
+      expect((await execa(join(result.out('hello'), 'usr/bin/hello'))).stdout).toBe('cargo-built');
     });
   });
 
@@ -565,16 +527,12 @@ pipeline:
         'hellopy.py': 'GREETING = "python-built"\n',
       });
       const result = await succeed(p, RECIPE);
-      try {
-        const installed = (await files(result.out('py3-hellopy'))).filter((f) => f.endsWith('/hellopy.py'));
-        expect(installed).toHaveLength(1);
-        // Debian's own Python puts a /usr prefix under /usr/local; distributions built for melange do not.
-        expect(installed[0]).toMatch(/^usr\/(local\/)?lib\/python3[^/]*\/(site|dist)-packages\/hellopy\.py$/);
-        expect(result.log).toContain('python/import: import json: PASS');
-        expect(result.log).toContain('python/import: from os import path: PASS');
-      } finally {
-        await result.workspace.remove();
-      }
+      const installed = (await files(result.out('py3-hellopy'))).filter((f) => f.endsWith('/hellopy.py'));
+      expect(installed).toHaveLength(1);
+      // Debian's own Python puts a /usr prefix under /usr/local; distributions built for melange do not.
+      expect(installed[0]).toMatch(/^usr\/(local\/)?lib\/python3[^/]*\/(site|dist)-packages\/hellopy\.py$/);
+      expect(result.log).toContain('python/import: import json: PASS');
+      expect(result.log).toContain('python/import: from os import path: PASS');
       const failing = await build(await project(), `package: {name: x, version: "1", epoch: 0}\npipeline:\n  - uses: python/import\n    with: {import: no_such_module_here}\n`);
       try {
         expect(failing.exitCode).toBe(1);
@@ -610,13 +568,9 @@ pipeline:
         'lib/hello.rb': "module Hello\n  GREETING = 'ruby-built'\nend\n",
       });
       const result = await succeed(p, RECIPE);
-      try {
-        const all = await files(result.out('ruby-hello'));
-        expect(all.some((f) => f.endsWith('gems/hello-1.0.0/lib/hello.rb'))).toBe(true);
-        expect(all.some((f) => f.includes('/cache/'))).toBe(false);
-      } finally {
-        await result.workspace.remove();
-      }
+      const all = await files(result.out('ruby-hello'));
+      expect(all.some((f) => f.endsWith('gems/hello-1.0.0/lib/hello.rb'))).toBe(true);
+      expect(all.some((f) => f.includes('/cache/'))).toBe(false);
     });
   });
 
@@ -639,13 +593,9 @@ pipeline:
         'lib/Hello.pm': "package Hello;\nour $GREETING = 'perl-built';\n1;\n",
       });
       const result = await succeed(p, RECIPE);
-      try {
-        const all = await files(result.out('perl-hello'));
-        expect(all.filter((f) => f.endsWith('/Hello.pm'))).toHaveLength(1);
-        expect(all.some((f) => f.endsWith('.packlist') || f.endsWith('perllocal.pod'))).toBe(false);
-      } finally {
-        await result.workspace.remove();
-      }
+      const all = await files(result.out('perl-hello'));
+      expect(all.filter((f) => f.endsWith('/Hello.pm'))).toHaveLength(1);
+      expect(all.some((f) => f.endsWith('.packlist') || f.endsWith('perllocal.pod'))).toBe(false);
     });
   });
 });
