@@ -250,12 +250,7 @@ export class RootCache {
 
   async list(): Promise<RootListing[]> {
     const rootsDir = join(this.dir, 'roots');
-    let names: string[];
-    try {
-      names = await readdir(rootsDir);
-    } catch {
-      return [];
-    }
+    const names = await namesIn(rootsDir);
     const out: RootListing[] = [];
     for (const name of names) {
       if (!DIGEST.test(name)) continue;
@@ -308,12 +303,7 @@ export class RootCache {
 
   private async removeDanglingRequests(): Promise<void> {
     const dir = join(this.dir, 'requests');
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return;
-    }
+    const names = await namesIn(dir);
     for (const name of names) {
       const file = join(dir, name);
       const target = (await readFile(file, 'utf8').catch(() => '')).trim();
@@ -324,18 +314,18 @@ export class RootCache {
 
   private async removeAbandonedTemps(): Promise<void> {
     const dir = join(this.dir, 'tmp');
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch {
-      return;
-    }
+    const names = await namesIn(dir);
     for (const name of names) {
       const pid = Number(name.split('.')[1]);
       const alive = Number.isSafeInteger(pid) && pid > 0 && processExists(pid);
       if (!alive) await removeTree(join(dir, name));
     }
   }
+}
+
+/** The entries of a directory; none when it does not exist (yet). */
+async function namesIn(dir: string): Promise<string[]> {
+  return readdir(dir).catch(() => []);
 }
 
 function processExists(pid: number): boolean {
