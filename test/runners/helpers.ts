@@ -25,7 +25,7 @@ export async function hostRoot(): Promise<BuildRoot> {
   return new HostProvider().prepare({ repositories: [], keyring: [], packages: [], arch: '' }, () => undefined);
 }
 
-export function podConfig(sandbox: Sandbox, root: BuildRoot, overrides: Partial<PodConfig> = {}): PodConfig {
+export function podConfig(sandbox: Pick<Sandbox, 'workspaceDir' | 'cacheDir'>, root: BuildRoot, overrides: Partial<PodConfig> = {}): PodConfig {
   return {
     packageName: 'test-pkg',
     root,

@@ -10,6 +10,7 @@ import { createGunzip } from 'node:zlib';
 import { ensureBaseInitramfs } from '../../../src/initramfs/base.ts';
 import { readCpio } from '../../../src/initramfs/cpio.ts';
 import type { PodConfig } from '../../../src/runners/runner.ts';
+import { podConfig } from '../helpers.ts';
 
 /** Kept between runs (like the kernel): the base initramfs, module archives and root disk images. */
 export const SHARED_CACHE = process.env.BUILDER_TEST_QEMU_CACHE ?? '/var/tmp/builder-test-qemu/cache';
@@ -126,19 +127,8 @@ export async function makeTempDir(prefix = 'builder-qemu-test-'): Promise<string
 }
 
 export function podFor(root: string, workspaceDir: string, overrides: Partial<PodConfig> = {}): PodConfig {
-  return {
-    packageName: 'test-pkg',
-    root: { description: `dir:${root}`, mounts: [{ source: root, target: '/', readonly: true }], directory: root },
-    workspaceDir,
-    cacheDir: path.join(workspaceDir, '..', 'melange-cache'),
-    mounts: [],
-    network: false,
-    runAs: { uid: 1000, gid: 1000 },
-    arch: 'x86_64',
-    resources: {},
-    capabilities: { add: [], drop: [] },
-    ...overrides,
-  };
+  const dirRoot = { description: `dir:${root}`, mounts: [{ source: root, target: '/', readonly: true }], directory: root };
+  return podConfig({ workspaceDir, cacheDir: path.join(workspaceDir, '..', 'melange-cache') }, dirRoot, overrides);
 }
 
 /** PIDs of QEMU processes whose command line mentions `marker` (a test's private temp dir). */
