@@ -2,16 +2,6 @@
 // 2 for usage errors, 130 after Ctrl-C.
 import { Command, CommanderError } from 'commander';
 import { BuilderError, ConfigError, UsageError } from '../errors.ts';
-import { registerApkCommands } from './commands/apk.ts';
-import { registerBuildCommand } from './commands/build.ts';
-import { registerTestCommand } from './commands/test.ts';
-import { registerInitramfsCommand } from './commands/initramfs.ts';
-import { registerCacheCommand } from './commands/cache.ts';
-import { registerCompileCommand } from './commands/compile.ts';
-import { registerPipelinesCommand } from './commands/pipelines.ts';
-import { registerQueryCommand } from './commands/query.ts';
-import { registerLintCommand } from './commands/lint.ts';
-import { registerScanCommand } from './commands/scan.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('builder')
@@ -21,22 +11,35 @@ const program = new Command('builder')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-registerBuildCommand(program);
-registerTestCommand(program);
-registerCacheCommand(program);
-registerCompileCommand(program);
-registerQueryCommand(program);
-registerPipelinesCommand(program);
-registerApkCommands(program);
-registerInitramfsCommand(program);
-registerScanCommand(program);
-registerLintCommand(program);
-program
-  .command('version')
-  .description('print the version of builder and of the Node.js running it')
-  .action(() => console.log(`builder ${VERSION} (node ${process.version})`));
+// Each command's module (and what it pulls in: ssh2, listr2, the APK writer...) is loaded only when that
+// command runs, so `builder version` or `builder query` do not pay for `builder build`.
+type Register = (program: Command) => void;
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  build: async () => (await import('./commands/build.ts')).registerBuildCommand,
+  test: async () => (await import('./commands/test.ts')).registerTestCommand,
+  cache: async () => (await import('./commands/cache.ts')).registerCacheCommand,
+  compile: async () => (await import('./commands/compile.ts')).registerCompileCommand,
+  query: async () => (await import('./commands/query.ts')).registerQueryCommand,
+  pipelines: async () => (await import('./commands/pipelines.ts')).registerPipelinesCommand,
+  apk: async () => (await import('./commands/apk.ts')).registerApkCommands,
+  'build-initramfs': async () => (await import('./commands/initramfs.ts')).registerInitramfsCommand,
+  scan: async () => (await import('./commands/scan.ts')).registerScanCommand,
+  lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
+};
+/** Commands registered by another command's module. */
+const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
+
 
 try {
+  const asked = process.argv[2] ?? '';
+  const only = COMMANDS[ALIASES[asked] ?? asked];
+  const needsNone = ['version', '-V', '--version'].includes(asked);
+  // Help, unknown commands and their suggestions need every command; otherwise just the one asked for.
+  if (!needsNone) for (const load of only ? [only] : Object.values(COMMANDS)) (await load())(program);
+  program
+    .command('version')
+    .description('print the version of builder and of the Node.js running it')
+    .action(() => console.log(`builder ${VERSION} (node ${process.version})`));
   await program.parseAsync(process.argv);
 } catch (err) {
   process.exitCode = report(err);
