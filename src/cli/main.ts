@@ -29,7 +29,6 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
 
-
 try {
   const asked = process.argv[2] ?? '';
   const only = COMMANDS[ALIASES[asked] ?? asked];
