@@ -90,7 +90,7 @@ function words(value: string): string[] {
   return value.split(' ').filter((w) => w !== '');
 }
 
-function count(value: string, field: string, where: string): number {
+function count(value: string, field: string, where: { toString(): string }): number {
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(Number(value))) {
     throw new PackageFormatError(`${where}: ${field}:${value} is not a non-negative integer`);
   }
@@ -144,8 +144,10 @@ export function parseApkIndex(text: string, where: string): IndexEntry[] {
       continue;
     }
     if (seen.size === 0) startLine = i + 1;
-    const at = `${where}:${i + 1}`;
-    if (line.length < 2 || line[1] !== ':') throw new PackageFormatError(`${at}: malformed index line "${line}"`);
+    // A location string per line would dominate the parse of a large index: it is made only for errors.
+    const lineNo = i + 1;
+    const at = { toString: () => `${where}:${lineNo}` };
+    if (line.length < 2 || line.charCodeAt(1) !== 58) throw new PackageFormatError(`${at}: malformed index line "${line}"`);
     const field = line[0] as string;
     const value = line.slice(2);
     if (seen.has(field)) throw new PackageFormatError(`${at}: field ${field}: appears twice in one stanza`);

@@ -72,7 +72,7 @@ function wrapFormat(err: unknown, where: string): Error {
 /** Reads gzip members from the front of a file, growing the buffered prefix as needed. */
 class MemberReader {
   private buf: Buffer = Buffer.alloc(0);
-  private readonly path: string;
+  readonly path: string;
   readonly fileSize: number;
   private readonly fh: FileHandle;
 
@@ -95,6 +95,20 @@ class MemberReader {
     if (filled === 0) return false;
     this.buf = Buffer.concat([this.buf, next.subarray(0, filled)]);
     return true;
+  }
+
+  /** SHA-256 of the bytes from `start` to the end: from what is already read, streaming only the rest. */
+  async hashFrom(start: number): Promise<string> {
+    const hash = createHash('sha256');
+    const buffered = Math.min(this.buf.length, this.fileSize);
+    if (start < buffered) hash.update(this.buf.subarray(start, buffered));
+    const from = Math.max(start, buffered);
+    if (from < this.fileSize) {
+      for await (const chunk of this.fh.createReadStream({ start: from, highWaterMark: 1024 * 1024, autoClose: false })) {
+        hash.update(chunk as Buffer);
+      }
+    }
+    return hash.digest('hex');
   }
 
   async member(offset: number, what: string): Promise<GzipMember & { compressed: Buffer }> {
@@ -127,6 +141,19 @@ function controlFilesOf(entries: TarBufferEntry[], where: string): { pkginfo: st
 
 /** Signature and control streams, parsed; the data stream is located but not read. */
 export async function readApkHead(path: string): Promise<ApkHead> {
+  return withPackage(path, headOf);
+}
+
+/** The package's metadata plus the SHA-256 of its data stream (hashed, not decompressed). */
+export async function readApk(path: string): Promise<ApkReadResult> {
+  return withPackage(path, async (reader) => {
+    const head = await headOf(reader);
+    return { ...head, dataHash: await reader.hashFrom(head.dataOffset) };
+  });
+}
+
+/** One open file for everything read from a package: indexing 1,000 packages is mostly open/read/close. */
+async function withPackage<T>(path: string, use: (reader: MemberReader) => Promise<T>): Promise<T> {
   let fh;
   try {
     fh = await open(path, 'r');
@@ -134,33 +161,7 @@ export async function readApkHead(path: string): Promise<ApkHead> {
     throw new BuilderError(`cannot read package ${path}: ${errorMessage(err)}`, { cause: err });
   }
   try {
-    const fileSize = (await fh.stat()).size;
-    const reader = new MemberReader(path, fh, fileSize);
-    const first = await reader.member(0, 'first gzip stream');
-    const firstEntries = await readTarBuffer(first.content, `${path}: first stream`, 'forbidden');
-    let signatures: ApkSignature[] = [];
-    let control = first;
-    let controlEntries = firstEntries;
-    if (firstEntries[0]?.entry.name.startsWith(SIGNATURE_PREFIX)) {
-      signatures = signaturesFromEntries(firstEntries, `${path}: signature stream`);
-      control = await reader.member(first.end, 'control stream');
-      controlEntries = await readTarBuffer(control.content, `${path}: control stream`, 'forbidden');
-    }
-    const { pkginfo, files } = controlFilesOf(controlEntries, `${path}: control stream`);
-    const info = parsePkginfo(pkginfo, `${path}: .PKGINFO`);
-    if (control.end >= fileSize) throw new PackageFormatError(`${path}: no data stream after the control stream`);
-    const controlCompressed = Buffer.from(control.compressed);
-    return {
-      path,
-      signatures,
-      controlCompressed,
-      checksum: `Q1${createHash('sha1').update(controlCompressed).digest('base64')}`,
-      pkginfo,
-      info,
-      controlFiles: files,
-      dataOffset: control.end,
-      fileSize,
-    };
+    return await use(new MemberReader(path, fh, (await fh.stat()).size));
   } catch (err) {
     throw wrapFormat(err, path);
   } finally {
@@ -168,22 +169,33 @@ export async function readApkHead(path: string): Promise<ApkHead> {
   }
 }
 
-async function hashFileFrom(path: string, start: number): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
-/** The package's metadata plus the SHA-256 of its data stream (hashed, not decompressed). */
-export async function readApk(path: string): Promise<ApkReadResult> {
-  const head = await readApkHead(path);
-  let dataHash: string;
-  try {
-    dataHash = await hashFileFrom(path, head.dataOffset);
-  } catch (err) {
-    throw wrapFormat(err, path);
+async function headOf(reader: MemberReader): Promise<ApkHead> {
+  const { path, fileSize } = reader;
+  const first = await reader.member(0, 'first gzip stream');
+  const firstEntries = await readTarBuffer(first.content, `${path}: first stream`, 'forbidden');
+  let signatures: ApkSignature[] = [];
+  let control = first;
+  let controlEntries = firstEntries;
+  if (firstEntries[0]?.entry.name.startsWith(SIGNATURE_PREFIX)) {
+    signatures = signaturesFromEntries(firstEntries, `${path}: signature stream`);
+    control = await reader.member(first.end, 'control stream');
+    controlEntries = await readTarBuffer(control.content, `${path}: control stream`, 'forbidden');
   }
-  return { ...head, dataHash };
+  const { pkginfo, files } = controlFilesOf(controlEntries, `${path}: control stream`);
+  const info = parsePkginfo(pkginfo, `${path}: .PKGINFO`);
+  if (control.end >= fileSize) throw new PackageFormatError(`${path}: no data stream after the control stream`);
+  const controlCompressed = Buffer.from(control.compressed);
+  return {
+    path,
+    signatures,
+    controlCompressed,
+    checksum: `Q1${createHash('sha1').update(controlCompressed).digest('base64')}`,
+    pkginfo,
+    info,
+    controlFiles: files,
+    dataOffset: control.end,
+    fileSize,
+  };
 }
 
 export interface ApkDataHandlers {
