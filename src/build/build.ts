@@ -15,7 +15,7 @@ import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
 import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
-import { createWorkspace, type Workspace } from './workspace.ts';
+import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
 import { isObservableRunner } from '../observe/observable.ts';
@@ -135,7 +135,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     workspace = await createWorkspace({
       parent: options.workspaceDir,
       packageName: main.name,
-      sourceDir: options.sourceDir ?? dirname(recipeFile),
+      sourceDir: options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name)),
       exclude: [resolve(options.outDir), resolve(options.cacheDir)],
       packages: plan.packages.map((p) => p.name),
     });

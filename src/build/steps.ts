@@ -70,7 +70,28 @@ export interface StepContext {
   signal?: AbortSignal;
 }
 
-/** Runs one step as `/bin/sh -e -c`; its output goes to the log and the progress view; non-zero exit throws. */
+/**
+ * Picks the shell a step runs in, inside the sandbox: `/bin/sh` when it has `pipefail` (busybox ash, bash),
+ * else `/bin/bash` (Debian's dash has no `pipefail`, and bash is Essential there), else `/bin/sh` anyway. The
+ * probe runs in a subshell because dash exits on an unknown `set -o`. It is decided per step, so no state
+ * follows the runner from one root to the next; the cost is one fork and one exec.
+ */
+const SHELL_SELECT = [
+  'if (set -o pipefail) 2>/dev/null; then exec /bin/sh -c "$1"; fi',
+  'if [ -x /bin/bash ]; then exec /bin/bash -c "$1"; fi',
+  'exec /bin/sh -c "$1"',
+].join('\n');
+
+/**
+ * The argv of one step, as melange runs it (pkg/build/pipeline.go): `set -e` (`-ex` with --debug), the
+ * script, then `exit 0`, so a last command that is the false left side of `&&` does not fail the step. Like
+ * melange, steps do not get `pipefail` by default; a step may `set -o pipefail` in any root (SHELL_SELECT).
+ */
+export function stepCommand(script: string, debug: boolean): string[] {
+  return ['/bin/sh', '-c', SHELL_SELECT, 'builder-step', `set -e${debug ? 'x' : ''}\n${script}\nexit 0\n`];
+}
+
+/** Runs one step (stepCommand); its output goes to the log and the progress view; non-zero exit throws. */
 export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx: TaskContext, c: StepContext): Promise<void> {
   const tail = new Tail(STEP_TAIL);
   ws.log.write(`\n# ${c.packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
@@ -79,7 +100,7 @@ export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx
     ctx.output(line);
   });
   const env = { ...c.baseEnv, ...step.env, SOURCE_DATE_EPOCH: String(c.sourceDateEpoch) };
-  const code = await runner.run(['/bin/sh', c.debug ? '-ex' : '-e', '-c', step.script], {
+  const code = await runner.run(stepCommand(step.script, c.debug), {
     env,
     workdir: step.workdir,
     signal: c.signal,

@@ -1,7 +1,9 @@
 // `builder test`: each package's `test` pipeline runs in a fresh root made from its test environment, with the
 // package under test installed from the out dir's repository (as built by `builder build`).
-import { dirname, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
 import { loadRecipe } from '../config/load.ts';
+import { type BaseProvides, parseApkInstalled } from '../environment/base-provides.ts';
 import type { PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage, UsageError } from '../errors.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
@@ -10,7 +12,7 @@ import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
 import type { Task } from './progress.ts';
 import { podConfig, rootSpec, runStep } from './steps.ts';
-import { createWorkspace, type Workspace } from './workspace.ts';
+import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 
 export interface TestOptions extends SandboxRunOptions {
   /** `name` or `name=version` (`1.2-r0`) of packages to test; empty: every package with a test. */
@@ -53,7 +55,9 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
 
   for (const pkg of selected) {
     const test = pkg.test!;
-    const version = pins.get(pkg.name);
+    // The package under test is always the one in the out dir, at the recipe's full version (melange #2194),
+    // even when the base has a package of that name.
+    const version = pins.get(pkg.name) ?? `${pkg.version}-r${pkg.epoch}`;
     let ws: Workspace | undefined;
     let root: PreparedRoot | undefined;
     // A failed test keeps its workspace (like a failed build); an interrupted one does not.
@@ -62,7 +66,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
       ws = await createWorkspace({
         parent: options.workspaceDir,
         packageName: `${pkg.name}-test`,
-        sourceDir: options.sourceDir ?? dirname(recipeFile),
+        sourceDir: options.sourceDir ?? (await defaultSourceDir(recipeFile, plan.packages[0]!.name)),
         exclude: [resolve(options.outDir), resolve(options.cacheDir)],
         packages: [],
       });
@@ -78,12 +82,17 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
         {
           title: `Prepare test root for ${pkg.name}`,
           run: async (ctx) => {
-            const packages = test.environment.packages.map((p) => (p === pkg.name && version ? `${p}=${version}` : p));
-            root = await options.environmentProvider.prepare(
-              rootSpec({ ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages }, env, plan.arch),
-              (line) => ctx.output(line),
+            const others = test.environment.packages.filter((p) => p !== pkg.name);
+            const spec = rootSpec(
+              { ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages: [...others, `${pkg.name}=${version}`] },
+              env,
+              plan.arch,
             );
+            root = await options.environmentProvider.prepare({ ...spec, fromRepositories: [pkg.name] }, (line) => ctx.output(line));
             ctx.output(root.description);
+            const line = await checkInstalled(root, pkg.name, version, resolve(options.outDir, plan.arch));
+            ctx.output(line);
+            workspace.log.write(`# test root: ${root.description}\n# ${line}\n`);
           },
         },
         {
@@ -147,6 +156,21 @@ export function reportTestResults(results: PackageTestResult[], note: (line: str
       ]),
     });
   }
+}
+
+/** The package under test must be in the test root at the version asked for; says where it came from. */
+async function checkInstalled(root: PreparedRoot, name: string, version: string, repository: string): Promise<string> {
+  if (root.directory === undefined) {
+    throw new BuilderError(`${name}: the test root (${root.description}) cannot have packages installed; builder test needs a base other than host`);
+  }
+  const installed: BaseProvides = new Map();
+  const db = await readFile(join(root.directory, 'lib/apk/db/installed'), 'utf8').catch(() => '');
+  parseApkInstalled(db, installed);
+  const have = installed.get(name);
+  if (have !== version) {
+    throw new BuilderError(`${name}: the test root has ${have === undefined ? 'no apk package of that name' : `${name}-${have}`}, not ${name}-${version} from ${repository}`);
+  }
+  return `testing ${name}-${version} from ${repository}`;
 }
 
 function parseTargets(targets: string[]): Map<string, string | undefined> {

@@ -3,7 +3,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { BuilderError } from '../errors.ts';
 
 export interface Workspace {
@@ -63,7 +63,20 @@ export async function createWorkspace(options: {
 }
 
 /**
- * Copies the source tree, skipping excluded paths. Hand-written rather than fs.cp because the workspace (or
+ * The source dir when --source-dir is not given: `<recipe dir>/<package name>/` when it exists (Wolfi's layout,
+ * where each package's patches live; Wolfi's Makefile passes it to melange), else the recipe's folder (melange).
+ */
+export async function defaultSourceDir(recipeFile: string, packageName: string): Promise<string> {
+  const recipeDir = dirname(resolve(recipeFile));
+  const own = join(recipeDir, packageName);
+  return (await stat(own).catch(() => undefined))?.isDirectory() ? own : recipeDir;
+}
+
+/** Never copied from a source dir: a repository's history is not a build input (a Wolfi checkout's is 374 MB). */
+const NEVER_COPIED = new Set(['.git']);
+
+/**
+ * Copies the source tree, skipping excluded paths and `.git`. Hand-written rather than fs.cp because the workspace (or
  * the out dir) may live inside the source dir, which fs.cp refuses outright.
  */
 async function copySource(source: string, dest: string, exclude: string[]): Promise<void> {
@@ -77,7 +90,7 @@ async function copySource(source: string, dest: string, exclude: string[]): Prom
     for (const entry of await readdir(from, { withFileTypes: true })) {
       const src = join(from, entry.name);
       const dst = join(to, entry.name);
-      if (skip(src)) continue;
+      if (NEVER_COPIED.has(entry.name) || skip(src)) continue;
       if (entry.isDirectory()) await copyDir(src, dst);
       else if (entry.isSymbolicLink()) await symlink(await readlink(src), dst);
       else if (entry.isFile()) await copyFile(src, dst);

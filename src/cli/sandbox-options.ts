@@ -59,7 +59,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--ignore-signatures', 'accept unsigned or untrusted repository indexes and packages', false)
     .option('--apk-cache-dir <dir>', 'cache for downloaded packages and indexes (default: <root cache>/downloads)')
     .option('--root-cache-dir <dir>', 'cache of build roots', defaultRootCacheDir())
-    .option('--source-dir <dir>', "directory copied into the workspace (default: the recipe's folder)")
+    .option('--source-dir <dir>', "directory copied into the workspace (default: <recipe dir>/<package name>/ when it exists, else the recipe's folder; .git is never copied)")
     .option('--cache-dir <dir>', 'cache mounted at /var/cache/melange', defaultCacheDir())
     .option('--workspace-dir <dir>', 'where the temp workspace is created (default: the system temp dir)')
     .option('--build-date <date>', "timestamp for every file, seconds or ISO 8601 (SOURCE_DATE_EPOCH wins; default: the recipe's git commit time, else 0)")

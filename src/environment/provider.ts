@@ -27,6 +27,8 @@ export interface EnvironmentSpec {
   runScriptlets?: boolean;
   /** Directory that relative repository, keyring and `dir:`/`oci:` paths are resolved against (default: cwd). */
   baseDir?: string;
+  /** Names installed from the repositories even when the base has them (the package `builder test` tests). */
+  fromRepositories?: string[];
 }
 
 export interface PreparedRoot extends BuildRoot {

@@ -71,6 +71,7 @@ export class RootProvider implements EnvironmentProvider {
     const arch = spec.arch || hostArch();
     const packages = [...new Set(spec.packages.map((p) => p.trim()).filter((p) => p !== ''))];
     const ignoreSignatures = spec.ignoreSignatures ?? false;
+    const fromRepositories = [...new Set(spec.fromRepositories ?? [])].sort();
     const runScriptlets = spec.runScriptlets ?? false;
     if (ignoreSignatures) log('environment: --ignore-signatures: indexes and packages are NOT verified');
 
@@ -94,6 +95,7 @@ export class RootProvider implements EnvironmentProvider {
       base: baseRequest,
       indexes: locations.map((l, i) => ({ at: l.base, sha256: indexDigests[i] })),
       packages: [...packages].sort(),
+      ...(fromRepositories.length > 0 ? { fromRepositories } : {}),
     });
     const known = await this.cache.lookupRequest(requestDigest);
     if (known) {
@@ -114,11 +116,15 @@ export class RootProvider implements EnvironmentProvider {
       repositories: loaded.map((r) => ({ label: r.location.label, packages: r.index.entries })),
       arch,
       base: baseProvides,
+      fromRepositories: new Set(fromRepositories),
     });
     log(
       `environment: resolved ${resolution.install.length} apk package(s)` +
         (resolution.fromBase.length > 0 ? `; from the base: ${resolution.fromBase.join(' ')}` : ''),
     );
+    const byRepository = new Map<string, string[]>();
+    for (const r of resolution.install) byRepository.set(r.repository, [...(byRepository.get(r.repository) ?? []), `${r.pkg.pkgname}-${r.pkg.pkgver}`]);
+    for (const [repository, names] of byRepository) log(`environment: from ${repository}: ${names.join(' ')}`);
     const installList = resolution.install.map((r) => ({
       entry: r.pkg,
       location: loaded.find((l) => l.location.label === r.repository)!.location,

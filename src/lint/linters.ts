@@ -189,16 +189,20 @@ export const LINTERS: readonly Linter[] = [
   },
   {
     name: 'strip',
-    description: 'ELF binaries that are not stripped (symbol table or debug sections)',
+    description: 'ELF binaries that are not stripped (debug sections)',
     defaultSeverity: 'warning',
+    // As melange's: executables and libraries (an x bit, or a .a/.so/.dylib extension) with `.debug*` or
+    // `.zdebug*` sections. `.symtab` alone is what `strip -g` keeps, and is not flagged. Unlike melange,
+    // the split-off debug files under usr/lib/debug are never flagged: debug sections are their point.
     check: async (ctx) => {
+      const entries = new Map(ctx.tree.entries.map((e) => [e.path, e]));
       const out: LintFinding[] = [];
       for (const [path, elf] of await ctx.elfFiles()) {
-        if (elf.type !== 'executable' && elf.type !== 'shared') continue;
-        if (isUnder(path, 'usr/lib/debug')) continue;
-        const names = (elf.sections ?? []).map((s) => s.name);
-        const kept = names.filter((n) => n === '.symtab' || n.startsWith('.debug_'));
-        if (kept.length > 0) out.push({ path, message: `not stripped (has ${kept.slice(0, 3).join(', ')}${kept.length > 3 ? ', ...' : ''})` });
+        const entry = entries.get(path);
+        if (entry === undefined || entry.type !== 'file' || isUnder(path, SBOM_DIR) || isUnder(path, 'usr/lib/debug')) continue;
+        if ((entry.mode & 0o111) === 0 && !['.a', '.so', '.dylib'].includes(posix.extname(path))) continue;
+        const debug = (elf.sections ?? []).map((s) => s.name).filter((n) => n.startsWith('.debug') || n.startsWith('.zdebug'));
+        if (debug.length > 0) out.push({ path, message: `not stripped (has ${debug.slice(0, 3).join(', ')}${debug.length > 3 ? ', ...' : ''})` });
       }
       return out;
     },

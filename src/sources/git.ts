@@ -54,7 +54,11 @@ export async function checkoutToCache(source: GitSourcePlan, options: GitCheckou
   const where = `${source.source}: git-checkout ${source.repository}`;
   const git = gitRunner(where, options.signal);
   const repository = repositoryArgument(source.repository, options.baseDir);
-  const retrying = retrier(source, repository, options);
+  // Whether a failure may pass depends on where git really goes: `url.*.insteadOf` can turn a remote URL
+  // into a local mirror, whose failures are permanent.
+  await mkdir(dirname(target), { recursive: true });
+  const url = await git(['ls-remote', '--get-url', '--', repository], dirname(target)).catch(() => repository);
+  const retrying = retrier(source, url, options);
 
   // A checkout pinned to a commit never changes; one that follows a branch or tag is cloned afresh.
   if (source.expectedCommit && (await isDirectory(join(target, '.git')))) {
@@ -78,7 +82,6 @@ export async function checkoutToCache(source: GitSourcePlan, options: GitCheckou
     );
   }
 
-  await mkdir(dirname(target), { recursive: true });
   const temp = join(dirname(target), `.tmp-${randomBytes(6).toString('hex')}`);
   try {
     const ref = source.tag ?? source.branch;
@@ -230,10 +233,11 @@ type Retrier = <T>(what: string, op: () => Promise<T>) => Promise<T>;
 /**
  * Runs network operations on a remote repository with `max-retries` retries, waiting `initial-backoff`
  * seconds (doubling, at most `max-backoff`, plus up to as much again at random so that many builds do not
- * retry in step). Local repositories are not retried: their failures do not go away.
+ * retry in step). Local repositories are not retried: their failures do not go away. `url` is the URL git
+ * uses, after `url.*.insteadOf`.
  */
-function retrier(source: GitSourcePlan, repository: string, options: GitCheckoutOptions): Retrier {
-  const remote = isRemote(repository);
+function retrier(source: GitSourcePlan, url: string, options: GitCheckoutOptions): Retrier {
+  const remote = isRemote(url);
   const { maxRetries, initialBackoff, maxBackoff } = source.retry;
   return async <T>(what: string, op: () => Promise<T>): Promise<T> => {
     let backoff = initialBackoff;

@@ -148,8 +148,22 @@ const CASES: Case[] = [
   },
   {
     linter: 'strip',
-    positive: (d) => compile(d, 'usr/bin/debug', ['-g']),
-    negative: (d) => compile(d, 'usr/bin/stripped', ['-s']),
+    positive: async (d) => {
+      await compile(d, 'usr/bin/debug', ['-g']);
+      // A library without an x bit is still looked at, by its extension (as melange does).
+      await compile(d, 'usr/lib/libdebug.so', ['-g', '-shared', '-fPIC']);
+      await chmod(join(d, 'usr/lib/libdebug.so'), 0o644);
+    },
+    negative: async (d) => {
+      await compile(d, 'usr/bin/stripped', ['-s']);
+      // `strip -g` keeps .symtab: melange does not flag that, and neither do we.
+      await compile(d, 'usr/bin/symbols', ['-g']);
+      await execa('strip', ['-g', join(d, 'usr/bin/symbols')]);
+      // Debug sections in a file that is neither executable nor a library, or in a split-off debug file.
+      await compile(d, 'usr/share/x/data', ['-g']);
+      await chmod(join(d, 'usr/share/x/data'), 0o644);
+      await compile(d, 'usr/lib/debug/usr/bin/x.debug', ['-g']);
+    },
   },
   {
     linter: 'staticarchive',
@@ -222,6 +236,15 @@ describe('each linter', () => {
       expect(r.findings.filter((f) => f.linter === c.linter)).toEqual([]);
     });
   }
+
+  it('strip flags every unstripped executable and library, naming its debug sections', async () => {
+    const c = CASES.find((x) => x.linter === 'strip') as Case;
+    const r = await lintLayout(c, c.positive);
+    expect(r.findings.filter((f) => f.linter === 'strip').map((f) => [f.path, f.message])).toEqual([
+      ['usr/bin/debug', expect.stringMatching(/^not stripped \(has \.debug_/)],
+      ['usr/lib/libdebug.so', expect.stringMatching(/^not stripped \(has \.debug_/)],
+    ]);
+  });
 
   it('default severities are the ones the issue names', () => {
     const errors = LINTERS.filter((l) => l.defaultSeverity === 'error').map((l) => l.name);

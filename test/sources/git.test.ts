@@ -275,4 +275,31 @@ describe('host-side git checkout', () => {
       await new Promise((done) => server.close(done));
     }
   });
+
+  it('decides on retries from the URL git uses: a remote URL rewritten to a local mirror fails at once', async () => {
+    const r = await makeRepo();
+    // url.<mirror>.insteadOf, as a user's ~/.gitconfig would say it (git reads GIT_CONFIG_* from the environment).
+    vi.stubEnv('GIT_CONFIG_COUNT', '1');
+    vi.stubEnv('GIT_CONFIG_KEY_0', `url.${r.dir}/.insteadOf`);
+    vi.stubEnv('GIT_CONFIG_VALUE_0', 'https://mirror.example.invalid/');
+    try {
+      const retry = { maxRetries: 3, initialBackoff: 30, maxBackoff: 30 };
+      const good = await checkoutToCache(plan('https://mirror.example.invalid/upstream', { branch: 'main', expectedCommit: r.v1, retry }), {
+        cacheDir: r.cache,
+        baseDir: r.dir,
+      });
+      expect(good.commit).toBe(r.v1);
+      const lines: string[] = [];
+      await expect(
+        checkoutToCache(plan('https://mirror.example.invalid/missing', { branch: 'main', retry, cacheName: 'git/missing' }), {
+          cacheDir: r.cache,
+          baseDir: r.dir,
+          log: (l) => lines.push(l),
+        }),
+      ).rejects.toThrow(/git clone failed/);
+      expect(lines.filter((l) => l.includes('retry'))).toEqual([]);
+    } finally {
+      vi.unstubAllEnvs();
+    }
+  }, 20_000);
 });

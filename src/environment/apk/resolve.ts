@@ -41,6 +41,8 @@ export interface ResolveRequest<T extends Resolvable> {
   arch: string;
   /** Names the base root provides already: name → version (undefined when not an apk version). */
   base?: ReadonlyMap<string, string | undefined>;
+  /** Names never taken from the base: they must come from a repository. */
+  fromRepositories?: ReadonlySet<string>;
 }
 
 export interface ResolvedPackage<T extends Resolvable> {
@@ -231,7 +233,7 @@ function attemptResolve<T extends Resolvable>(
       conflicts.push(demand);
       continue;
     }
-    if (request.base?.has(dep.name)) {
+    if (request.base?.has(dep.name) && !request.fromRepositories?.has(dep.name)) {
       const have = request.base.get(dep.name);
       // A base version that is not an apk version (e.g. Debian's 2.36-9+deb12u4) cannot be compared: accept it.
       if (have === undefined || !isValidApkVersion(have) || versionOk(have, dep)) {
