@@ -2,12 +2,14 @@
 // sandbox is assembled from the build root's mounts plus the standard ones (/dev, /proc, /tmp, the workspace,
 // the cache), every namespace unshared (network only when the pod allows it), a fixed uid/gid, an explicit
 // capability set and a seccomp filter denying the syscalls a build has no business making.
-import { lstat, readFile, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
 import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
+import { type RootNode, resolveInRoot } from '../paths/in-root.ts';
 import { SECCOMP_FD, sealArgs } from '../sandbox/bwrap-seal.ts';
 import { findExecutable } from './which.ts';
 
@@ -53,36 +55,20 @@ function hostPathOf(mounts: readonly Mount[], sandboxPath: string): { hostPath: 
  * namespace (an absolute link inside a root directory must not be followed on the host). null when absent.
  */
 async function readThroughMounts(mounts: readonly Mount[], sandboxFile: string): Promise<string | null> {
-  const pending = sandboxFile.split('/').filter((c) => c !== '' && c !== '.');
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const name = pending.shift() as string;
-    if (name === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = `/${[...resolved, name].join('/')}`;
-    const located = hostPathOf(mounts, candidate);
-    if (located === null) return null;
+  const lookup = (rel: string): RootNode => {
+    const located = hostPathOf(mounts, `/${rel}`);
+    if (located === null) return { kind: 'missing' };
     // A mount point is whatever its source resolves to on the host (bwrap follows the source's links).
-    const isMountPoint = located.mount.target === candidate;
-    let info;
     try {
-      info = isMountPoint ? await stat(located.hostPath) : await lstat(located.hostPath);
+      const info = located.mount.target === `/${rel}` ? statSync(located.hostPath) : lstatSync(located.hostPath);
+      if (info.isSymbolicLink()) return { kind: 'link', target: readlinkSync(located.hostPath) };
+      return { kind: info.isDirectory() ? 'directory' : 'other' };
     } catch {
-      return null;
+      return { kind: 'missing' };
     }
-    if (info.isSymbolicLink()) {
-      if (++links > 40) return null;
-      const target = await readlink(located.hostPath);
-      if (target.startsWith('/')) resolved.length = 0;
-      pending.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
-      continue;
-    }
-    resolved.push(name);
-  }
-  const located = hostPathOf(mounts, `/${resolved.join('/')}`);
+  };
+  const result = resolveInRoot(sandboxFile, lookup);
+  const located = result.ok ? hostPathOf(mounts, `/${result.rel}`) : null;
   if (located === null) return null;
   try {
     return await readFile(located.hostPath, 'utf8');
