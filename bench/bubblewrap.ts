@@ -10,7 +10,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { HostProvider } from '../src/environment/host.ts';
 import { BubblewrapRunner } from '../src/runners/bubblewrap.ts';
-import { buildSeccompFilter, hostSeccompArch } from '../src/runners/seccomp.ts';
+import { buildSeccompFilter, hostSeccompArch } from '../src/sandbox/seccomp.ts';
 
 const quick = process.env.BENCH_QUICK === '1';
 const STEPS = quick ? 5 : 20;

@@ -6,7 +6,7 @@ import { BuilderError, errorMessage, PackageFormatError } from '../errors.ts';
 import { writeBufferAtomic } from './atomic.ts';
 import { gzipMember, inflateGzipMember, type GzipMember } from './gzip.ts';
 import type { SigningKey } from './keys.ts';
-import { withFileLock } from './lock.ts';
+import { withLock } from '../os/lock.ts';
 import { compareApkVersions, pkginfoProblems, type PackageInfo } from './pkginfo.ts';
 import type { ApkHead } from './reader.ts';
 import {
@@ -363,8 +363,9 @@ async function readExistingForUpdate(opts: UpdateApkIndexOptions): Promise<ApkIn
  * replaced, others kept. A damaged or untrusted existing index is an error, never silently replaced.
  */
 export async function updateApkIndex(opts: UpdateApkIndexOptions): Promise<{ path: string; entries: IndexEntry[]; fileSize: number }> {
-  return withFileLock(
-    opts.path,
+  return withLock(
+    `${opts.path}.lock`,
+    { timeoutMs: opts.lockTimeoutMs ?? 60_000 },
     async () => {
       const existing = await readExistingForUpdate(opts);
       const merged = new Map<string, IndexEntry>();
@@ -381,6 +382,5 @@ export async function updateApkIndex(opts: UpdateApkIndexOptions): Promise<{ pat
       });
       return { path: opts.path, entries, fileSize: written.fileSize };
     },
-    opts.lockTimeoutMs !== undefined ? { timeoutMs: opts.lockTimeoutMs } : {},
   );
 }

@@ -23,6 +23,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { PackageFormatError } from '../errors.ts';
+import { type RootNode, resolveInRoot } from '../paths/in-root.ts';
 
 export interface ExtractOptions {
   /** Existing directory to extract into. */
@@ -72,33 +73,20 @@ function lstatOrUndefined(path: string): Stats | undefined {
   return lstatSync(path, { throwIfNoEntry: false });
 }
 
+/** What `rel` names under the host directory `root`, without following a final link. */
+export function hostNode(root: string, rel: string): RootNode {
+  const path = join(root, rel);
+  const st = lstatOrUndefined(path);
+  if (st === undefined) return { kind: 'missing' };
+  if (st.isSymbolicLink()) return { kind: 'link', target: readlinkSync(path) };
+  return { kind: st.isDirectory() ? 'directory' : 'other' };
+}
+
 function resolveInsideSync(root: string, rel: string, where: string, followLast: boolean): string {
-  const pending = rel.split('/').filter((p) => p !== '' && p !== '.');
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '..') {
-      if (resolved.length === 0) throw new PackageFormatError(`${where}: "${rel}" leads outside the root`);
-      resolved.pop();
-      continue;
-    }
-    const candidate = join(root, ...resolved, part);
-    if (pending.length === 0 && !followLast) {
-      resolved.push(part);
-      break;
-    }
-    const st = lstatOrUndefined(candidate);
-    if (st?.isSymbolicLink()) {
-      if (++hops > 40) throw new PackageFormatError(`${where}: too many symlinks resolving "${rel}"`);
-      const target = readlinkSync(candidate);
-      if (target.startsWith('/')) resolved.length = 0;
-      pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    resolved.push(part);
-  }
-  return join(root, ...resolved);
+  const result = resolveInRoot(rel, (r) => hostNode(root, r), { followLast, lenient: true, refuseEscape: true });
+  if (result.ok) return join(root, result.rel);
+  if (result.reason === 'loop') throw new PackageFormatError(`${where}: too many symlinks resolving "${rel}"`);
+  throw new PackageFormatError(`${where}: "${rel}" leads outside the root`);
 }
 
 /** Writes a stream's chunks to a new file (never through an existing link: the target was just removed). */

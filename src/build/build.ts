@@ -8,6 +8,7 @@ import { updateApkIndex } from '../apk/index.ts';
 import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
+import type { EnvironmentAdditions } from '../seams.ts';
 import { compileRecipe } from '../pipeline/compile.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
@@ -62,15 +63,6 @@ export interface BuildOptions extends SandboxRunOptions {
   lintRequire?: string[];
   lintWarn?: string[];
   persistLintResults?: boolean;
-}
-
-export interface EnvironmentAdditions {
-  /** `--base`: overrides a base entry in the recipe's repositories. */
-  base?: string;
-  repositoryAppend?: string[];
-  keyringAppend?: string[];
-  packageAppend?: string[];
-  ignoreSignatures?: boolean;
 }
 
 export interface BuildResult {

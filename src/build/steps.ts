@@ -6,8 +6,8 @@ import { StepFailedError } from '../errors.ts';
 import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
 import type { AccountsSpec, EnvironmentSpec } from '../environment/provider.ts';
 import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
-import type { EnvironmentAdditions } from './build.ts';
-import { LineSplitter, Tail } from './lines.ts';
+import type { EnvironmentAdditions } from '../seams.ts';
+import { LineSplitter, Tail } from '../text/lines.ts';
 import type { TaskContext } from './progress.ts';
 import type { Workspace } from './workspace.ts';
 

@@ -2,7 +2,10 @@
 // 2 for usage errors, 130 after Ctrl-C.
 import { Command, CommanderError } from 'commander';
 import { BuilderError, ConfigError, UsageError } from '../errors.ts';
-import { VERSION } from './version.ts';
+import { VERSION } from '../version.ts';
+import { dropOutputOnceClosed } from './closed-output.ts';
+
+for (const stream of [process.stdout, process.stderr]) dropOutputOnceClosed(stream);
 
 const program = new Command('builder')
   .description('Build signed APK packages from melange-compatible YAML recipes in a Bubblewrap or QEMU sandbox.')

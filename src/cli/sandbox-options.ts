@@ -3,7 +3,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import type { EnvironmentAdditions } from '../build/build.ts';
+import type { EnvironmentAdditions } from '../seams.ts';
 import type { EnvironmentProvider } from '../environment/provider.ts';
 import { defaultRootCacheDir } from '../environment/root-provider.ts';
 import { SelectingProvider } from '../environment/select.ts';

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { resolveInside } from '../archive/safe-extract.ts';
+import { resolveRunAs } from '../config/run-as.ts';
 import { BuilderError } from '../errors.ts';
 import type { AccountsSpec } from './provider.ts';
 
@@ -75,23 +76,15 @@ export function resolveAccounts(spec: AccountsSpec | undefined): Accounts {
   }
   const declared = new Set([...(spec?.users ?? []).map((u) => u.username), ...(spec?.groups ?? []).map((g) => g.groupname)]);
   const soft = ['root', 'nobody', 'nogroup'].filter((n) => !declared.has(n));
-  return { users: [...users.values()], groups: [...groups.values()], runAs: resolveRunAs(spec?.runAs, users), soft };
+  return { users: [...users.values()], groups: [...groups.values()], runAs: runAsOf(spec), soft };
 }
 
-function resolveRunAs(runAs: string | undefined, users: Map<string, User>): { uid: number; gid: number } {
-  if (runAs === undefined || runAs === '') return { uid: BUILD_USER.uid, gid: BUILD_USER.gid };
-  if (/^\d+$/.test(runAs)) {
-    const uid = Number(runAs);
-    const user = [...users.values()].find((u) => u.uid === uid);
-    return { uid, gid: user?.gid ?? uid };
-  }
-  const user = users.get(runAs);
-  if (!user) {
-    throw new BuilderError(
-      `environment.accounts.run-as: no user "${runAs}" (declared: ${[...users.keys()].join(', ')})`,
-    );
-  }
-  return { uid: user.uid, gid: user.gid };
+function runAsOf(spec: AccountsSpec | undefined): { uid: number; gid: number } {
+  // The build user counts as declared, as the compiler adds it to every plan.
+  const declared = [...(spec?.users ?? []), { username: BUILD_USER.name, uid: BUILD_USER.uid, gid: BUILD_USER.gid }];
+  const resolved = resolveRunAs(spec?.runAs, declared);
+  if (!resolved.ok) throw new BuilderError(`environment.accounts.run-as: ${resolved.message}`);
+  return { uid: resolved.uid, gid: resolved.gid };
 }
 
 const firstField = (line: string): string => line.split(':')[0] ?? '';

@@ -14,7 +14,8 @@ import { lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, utimes, wr
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BuilderError } from '../errors.ts';
-import { withLock } from './lock.ts';
+import { withLock } from '../os/lock.ts';
+import { processAlive } from '../os/process.ts';
 
 export type RootKind = 'base' | 'root';
 
@@ -317,7 +318,7 @@ export class RootCache {
     const names = await namesIn(dir);
     for (const name of names) {
       const pid = Number(name.split('.')[1]);
-      const alive = Number.isSafeInteger(pid) && pid > 0 && processExists(pid);
+      const alive = processAlive(pid);
       if (!alive) await removeTree(join(dir, name));
     }
   }
@@ -326,13 +327,4 @@ export class RootCache {
 /** The entries of a directory; none when it does not exist (yet). */
 async function namesIn(dir: string): Promise<string[]> {
   return readdir(dir).catch(() => []);
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -2,7 +2,7 @@
 // root is what `debootstrap` plus `apt-get install` would give, without needing apt inside the root.
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
-import { LineSplitter, Tail } from '../build/lines.ts';
+import { LineSplitter, Tail } from '../text/lines.ts';
 
 export interface DebianBase {
   suite: string;

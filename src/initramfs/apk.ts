@@ -19,7 +19,7 @@ import {
 import { type Dependency, parseDependency, resolve, type Resolution, ResolveError, type Resolvable } from '../environment/apk/resolve.ts';
 import { readRootFile } from '../environment/accounts.ts';
 import { resolveInTree } from './libraries.ts';
-import type { InitramfsContents } from './source.ts';
+import type { InitramfsContents } from '../seams.ts';
 
 /**
  * The names looked up for busybox, first found wins: a package or a `provides` of that name. Alpine's

@@ -16,7 +16,8 @@ import { readElf } from '../elf/reader.ts';
 import { BuilderError } from '../errors.ts';
 import { CpioWriter } from './cpio.ts';
 import { libraryClosure, resolveInTree } from './libraries.ts';
-import { type InitramfsContents, type InitramfsSource, planSource, populateSource, type SourcePlan, sourceIdentity } from './source.ts';
+import type { InitramfsContents } from '../seams.ts';
+import { type InitramfsSource, planSource, populateSource, type SourcePlan, sourceIdentity } from './source.ts';
 import { OBSERVABILITY_GUEST_FILES } from '../observe/guest-files.ts';
 
 export { INITRAMFS_SOURCES } from './source.ts';

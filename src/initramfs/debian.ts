@@ -5,7 +5,7 @@ import { lstat, mkdir, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError, UsageError } from '../errors.ts';
-import type { InitramfsContents } from './source.ts';
+import type { InitramfsContents } from '../seams.ts';
 
 const APT_LISTS = '/var/lib/apt/lists';
 

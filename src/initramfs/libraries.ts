@@ -2,10 +2,11 @@
 // transitive closure of its DT_NEEDED libraries, found the way the dynamic loader would (RPATH/RUNPATH, then
 // the multiarch and plain library directories). We read the headers ourselves instead of running `ldd`, which
 // would execute the program and consult the host's libraries instead of the tree's.
-import { lstat, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
+import { hostNode } from '../archive/safe-extract.ts';
 import { type ElfInfo, readElf } from '../elf/reader.ts';
 import { BuilderError } from '../errors.ts';
+import { resolveInRoot } from '../paths/in-root.ts';
 
 /** Debian's multiarch directory names, by ELF machine name. */
 const MULTIARCH: Record<string, string> = {
@@ -33,29 +34,8 @@ export class MissingLibraryError extends BuilderError {
  * recording each symlink passed through. Returns null when it does not exist.
  */
 export async function resolveInTree(tree: string, path: string, visited: Set<string>): Promise<string | null> {
-  const pending = path.split('/').filter((p) => p !== '' && p !== '.');
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const rel = [...resolved, part].join('/');
-    const st = await lstat(join(tree, rel)).catch(() => undefined);
-    if (!st) return null;
-    if (st.isSymbolicLink()) {
-      if (++hops > 40) return null;
-      visited.add(rel);
-      const target = await readlink(join(tree, rel));
-      if (target.startsWith('/')) resolved.length = 0;
-      pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    resolved.push(part);
-  }
-  return resolved.join('/');
+  const result = resolveInRoot(path, (rel) => hostNode(tree, rel), { onLink: (rel) => visited.add(rel) });
+  return result.ok ? result.rel : null;
 }
 
 function searchDirs(elf: ElfInfo, origin: string): string[] {

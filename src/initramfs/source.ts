@@ -2,6 +2,7 @@
 // used (package names and versions, index digests), cheap to compute, and what the cache digest covers — then
 // fills an empty tree from that plan. One assembly step (base.ts) then picks from the tree what the VM needs,
 // whichever source filled it.
+import type { InitramfsContents } from '../seams.ts';
 import { UsageError } from '../errors.ts';
 import { type ApkSourcePlan, apkSourceIdentity, installApkSource, resolveApkSource } from './apk.ts';
 import { hostArch } from '../pipeline/arch.ts';
@@ -9,16 +10,6 @@ import { type DebianSourcePlan, debianSourceIdentity, planDebianSource, populate
 
 export const INITRAMFS_SOURCES = ['debian', 'apk'] as const;
 export type InitramfsSource = (typeof INITRAMFS_SOURCES)[number];
-
-/** What a source put into the tree for the assembly step; paths are relative to the tree. */
-export interface InitramfsContents {
-  /** The static busybox program (any name: it becomes /bin/busybox in the archive). */
-  busybox: string;
-  /** The dropbear SSH server program. */
-  sshServer: string;
-  /** Paths owned by the extra packages themselves (not by their dependencies); directories may be left out. */
-  extraFiles: string[];
-}
 
 export interface SourceRequest {
   from: InitramfsSource;

@@ -3,6 +3,7 @@
 import { posix } from 'node:path';
 import { Problems, type Sourced } from '../config/decode.ts';
 import { type LoadedRecipe, PACKAGE_NAME } from '../config/load.ts';
+import { DEFAULT_RUN_AS, resolveRunAs } from '../config/run-as.ts';
 import type { Checks, Dependencies, PipelineStep, Recipe, Scriptlets, SubpackageConfig, TestConfig } from '../config/schema.ts';
 import { didYouMean } from '../config/suggest.ts';
 import { ConfigError, formatLocation, UsageError } from '../errors.ts';
@@ -255,18 +256,11 @@ class Compilation {
   }
 
   private runAs(accounts: AccountsPlan): { uid: number; gid: number } {
-    const who = accounts.runAs;
-    if (who === undefined || who === '') return { uid: 1000, gid: 1000 };
-    if (who === 'root') return { uid: 0, gid: 0 };
-    const user = accounts.users.find((u) => u.username === who || (u.uid !== undefined && String(u.uid) === who));
-    if (user) {
-      const uid = user.uid ?? (/^\d+$/.test(who) ? Number(who) : 1000);
-      return { uid, gid: user.gid ?? uid };
-    }
-    if (/^\d+$/.test(who)) return { uid: Number(who), gid: Number(who) };
+    const resolved = resolveRunAs(accounts.runAs, accounts.users);
+    if (resolved.ok) return { uid: resolved.uid, gid: resolved.gid };
     const loc = this.recipe.environment?.accounts?.['run-as']?.loc ?? this.recipe.loc;
-    this.problems.add(loc, 'environment.accounts.run-as', `run-as "${who}" names no user of environment.accounts.users`);
-    return { uid: 1000, gid: 1000 };
+    this.problems.add(loc, 'environment.accounts.run-as', resolved.message);
+    return { ...DEFAULT_RUN_AS };
   }
 
   // ---------------------------------------------------------------------------------------------------

@@ -2,13 +2,15 @@
 // sandbox is assembled from the build root's mounts plus the standard ones (/dev, /proc, /tmp, the workspace,
 // the cache), every namespace unshared (network only when the pod allows it), a fixed uid/gid, an explicit
 // capability set and a seccomp filter denying the syscalls a build has no business making.
-import { lstat, readFile, readlink, stat } from 'node:fs/promises';
+import { lstatSync, readlinkSync, statSync } from 'node:fs';
+import { lstat, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
 import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
-import { buildSeccompFilter, hostSeccompArch } from './seccomp.ts';
+import { type RootNode, resolveInRoot } from '../paths/in-root.ts';
+import { SECCOMP_FD, sealArgs } from '../sandbox/bwrap-seal.ts';
 import { findExecutable } from './which.ts';
 
 export interface BubblewrapRunnerOptions {
@@ -27,51 +29,8 @@ const RESOLV_CONF = '/etc/resolv.conf';
 const USABILITY_TIMEOUT_MS = 10_000;
 /** bwrap's prefix on its own error messages. */
 const BWRAP_MESSAGE_PREFIX = Buffer.from('bwrap: ');
-/** Extra descriptors handed to bwrap: the seccomp program (read by bwrap) and its JSON status stream. */
-const SECCOMP_FD = 3;
-const STATUS_FD = 4;
-
-// ---------------------------------------------------------------------------------------------------------
-// Capabilities
-
-const CAPABILITIES = new Set([
-  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
-  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
-  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
-  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
-  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
-  'CHECKPOINT_RESTORE',
-]);
-
-/** Docker's default set, given to a build that runs as root inside the sandbox. */
-const DEFAULT_ROOT_CAPABILITIES = [
-  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
-  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
-];
-
-/** `net_raw`, `NET_RAW`, `CAP_NET_RAW` → `CAP_NET_RAW`; `all` → `ALL`. */
-function capabilityArg(name: string, pkg: string): string {
-  const upper = name.trim().toUpperCase();
-  if (upper === 'ALL') return 'ALL';
-  const bare = upper.startsWith('CAP_') ? upper.slice(4) : upper;
-  if (!CAPABILITIES.has(bare)) {
-    throw new BuilderError(`${pkg}: unknown capability "${name}" (expected a Linux capability name or ALL)`);
-  }
-  return `CAP_${bare}`;
-}
-
-/**
- * bwrap starts from "all caps" when it runs as root and from none otherwise, so the set is pinned explicitly:
- * drop everything, then grant the base set (Docker's defaults for a root build, nothing for the build user),
- * the pod's additions and its drops, in that order (bwrap applies them left to right, ALL included).
- */
-function capabilityArgs(pod: PodConfig): string[] {
-  const base = pod.runAs.uid === 0 ? DEFAULT_ROOT_CAPABILITIES : [];
-  const args = ['--cap-drop', 'ALL'];
-  for (const cap of [...base, ...pod.capabilities.add]) args.push('--cap-add', capabilityArg(cap, pod.packageName));
-  for (const cap of pod.capabilities.drop) args.push('--cap-drop', capabilityArg(cap, pod.packageName));
-  return args;
-}
+/** bwrap's JSON status stream, the descriptor after the seccomp program's (SECCOMP_FD). */
+const STATUS_FD = SECCOMP_FD + 1;
 
 // ---------------------------------------------------------------------------------------------------------
 // Paths
@@ -96,36 +55,20 @@ function hostPathOf(mounts: readonly Mount[], sandboxPath: string): { hostPath: 
  * namespace (an absolute link inside a root directory must not be followed on the host). null when absent.
  */
 async function readThroughMounts(mounts: readonly Mount[], sandboxFile: string): Promise<string | null> {
-  const pending = sandboxFile.split('/').filter((c) => c !== '' && c !== '.');
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const name = pending.shift() as string;
-    if (name === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = `/${[...resolved, name].join('/')}`;
-    const located = hostPathOf(mounts, candidate);
-    if (located === null) return null;
+  const lookup = (rel: string): RootNode => {
+    const located = hostPathOf(mounts, `/${rel}`);
+    if (located === null) return { kind: 'missing' };
     // A mount point is whatever its source resolves to on the host (bwrap follows the source's links).
-    const isMountPoint = located.mount.target === candidate;
-    let info;
     try {
-      info = isMountPoint ? await stat(located.hostPath) : await lstat(located.hostPath);
+      const info = located.mount.target === `/${rel}` ? statSync(located.hostPath) : lstatSync(located.hostPath);
+      if (info.isSymbolicLink()) return { kind: 'link', target: readlinkSync(located.hostPath) };
+      return { kind: info.isDirectory() ? 'directory' : 'other' };
     } catch {
-      return null;
+      return { kind: 'missing' };
     }
-    if (info.isSymbolicLink()) {
-      if (++links > 40) return null;
-      const target = await readlink(located.hostPath);
-      if (target.startsWith('/')) resolved.length = 0;
-      pending.unshift(...target.split('/').filter((c) => c !== '' && c !== '.'));
-      continue;
-    }
-    resolved.push(name);
-  }
-  const located = hostPathOf(mounts, `/${resolved.join('/')}`);
+  };
+  const result = resolveInRoot(sandboxFile, lookup);
+  const located = result.ok ? hostPathOf(mounts, `/${result.rel}`) : null;
   if (located === null) return null;
   try {
     return await readFile(located.hostPath, 'utf8');
@@ -229,9 +172,6 @@ export class BubblewrapRunner implements Runner {
 
     await requireDirectory(pod.workspaceDir, 'workspace directory', pkg);
     await requireDirectory(pod.cacheDir, 'cache directory', pkg);
-    for (const [id, value] of [['uid', pod.runAs.uid], ['gid', pod.runAs.gid]] as const) {
-      if (!Number.isInteger(value) || value < 0) throw new BuilderError(`${pkg}: invalid run-as ${id} ${value}`);
-    }
     const allMounts = [...pod.root.mounts, ...pod.mounts];
     for (const mount of allMounts) {
       if (!path.posix.isAbsolute(mount.target)) {
@@ -259,22 +199,15 @@ export class BubblewrapRunner implements Runner {
     ];
     const sealRootArgs = pod.root.mounts.some((m) => m.target === '/') ? [] : ['--remount-ro', '/'];
 
-    const seccompArch = hostSeccompArch();
-    const seccomp = seccompArch === undefined ? null : buildSeccompFilter(seccompArch);
-    const flagArgs = [
-      '--unshare-all',
-      '--unshare-user',
-      ...(pod.network ? ['--share-net'] : []),
-      '--die-with-parent',
-      ...(this.debug ? [] : ['--new-session']),
-      '--uid', String(pod.runAs.uid),
-      '--gid', String(pod.runAs.gid),
-      '--hostname', 'builder',
-      ...capabilityArgs(pod),
-      ...(seccomp === null ? [] : ['--seccomp', String(SECCOMP_FD)]),
-      '--json-status-fd', String(STATUS_FD),
-      '--clearenv',
-    ];
+    const sealed = sealArgs({
+      label: pkg,
+      runAs: pod.runAs,
+      network: pod.network,
+      capabilities: pod.capabilities,
+      newSession: !this.debug,
+    });
+    const flagArgs = [...sealed.args, '--json-status-fd', String(STATUS_FD)];
+    const seccomp = sealed.seccomp;
     this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp };
   }
 

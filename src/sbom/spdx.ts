@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { writeBufferAtomic } from '../apk/atomic.ts';
-import { VERSION } from '../cli/version.ts';
+import { VERSION } from '../version.ts';
 import { checkLicenseExpression } from './license.ts';
 
 export type SbomSource =

@@ -29,7 +29,10 @@ describe('accounts', () => {
   });
 
   it('names what is wrong with declared accounts', () => {
-    expect(() => resolveAccounts({ runAs: 'ghost', users: [], groups: [] })).toThrow('environment.accounts.run-as: no user "ghost" (declared: root, build, nobody)');
+    expect(() => resolveAccounts({ runAs: 'ghost', users: [], groups: [] })).toThrow('environment.accounts.run-as: run-as "ghost" names no user of environment.accounts.users');
+    // melange's rule, the compiler's too: a default account of the base (nobody) is not a declared user.
+    expect(() => resolveAccounts({ runAs: 'nobody', users: [], groups: [] })).toThrow('run-as "nobody" names no user');
+    expect(resolveAccounts({ runAs: 'nobody', users: [{ username: 'nobody', uid: 65534 }], groups: [] }).runAs).toEqual({ uid: 65534, gid: 65534 });
     expect(() => resolveAccounts({ users: [{ username: 'x' }], groups: [] })).toThrow('user "x" needs a uid');
     expect(() => resolveAccounts({ users: [], groups: [{ groupname: 'g', members: [] }] })).toThrow('group "g" needs a gid');
     expect(() => resolveAccounts({ users: [{ username: 'x', uid: 1, homedir: '/a:b' }], groups: [] })).toThrow("may not contain ':'");

@@ -6,12 +6,12 @@ import { execa } from 'execa';
 import { describe, expect, it, vi } from 'vitest';
 import { formatListing, parseDuration, registerCacheCommand } from '../../src/cli/commands/cache.ts';
 import { canonicalJson, digestOf, RootCache } from '../../src/environment/cache.ts';
-import { acquireLock } from '../../src/environment/lock.ts';
+import { acquireLock } from '../../src/os/lock.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
 const noLog = (): void => undefined;
-const LOCK_MODULE = resolve(import.meta.dirname, '../../src/environment/lock.ts');
+const LOCK_MODULE = resolve(import.meta.dirname, '../../src/os/lock.ts');
 
 async function makeRoot(cache: RootCache, inputs: unknown, file = 'hello'): Promise<string> {
   const digest = digestOf(inputs);

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { safeEntryName } from '../../archive/safe-extract.ts';
+import { type RootNode, resolveInRoot } from '../../paths/in-root.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
 import { readApkData, readApkHead, type ApkHead } from '../reader.ts';
 import { mapLimit } from './limit.ts';
@@ -275,28 +276,14 @@ export async function contentSha1(tree: PackageTree, entry: TreeEntry): Promise<
  * false, a final symlink is returned itself.
  */
 export function resolveInTree(tree: PackageTree, path: string, followLast = true): TreeEntry | null {
-  const pending = path.split('/').filter((p) => p !== '' && p !== '.');
-  const resolved: string[] = [];
-  let hops = 0;
-  while (pending.length > 0) {
-    const part = pending.shift() as string;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = resolved.length === 0 ? part : `${resolved.join('/')}/${part}`;
-    const entry = tree.byPath.get(candidate);
-    if (!entry) return null;
-    if (entry.type === 'symlink' && (pending.length > 0 || followLast)) {
-      if (++hops > 40 || entry.linkTarget === undefined) return null;
-      if (entry.linkTarget.startsWith('/')) resolved.length = 0;
-      pending.unshift(...entry.linkTarget.split('/').filter((p) => p !== '' && p !== '.'));
-      continue;
-    }
-    if (pending.length > 0 && entry.type !== 'directory') return null;
-    resolved.push(part);
-  }
-  return resolved.length === 0 ? null : (tree.byPath.get(resolved.join('/')) ?? null);
+  const lookup = (rel: string): RootNode => {
+    const entry = tree.byPath.get(rel);
+    if (entry === undefined) return { kind: 'missing' };
+    if (entry.type === 'symlink') return entry.linkTarget === undefined ? { kind: 'missing' } : { kind: 'link', target: entry.linkTarget };
+    return { kind: entry.type === 'directory' ? 'directory' : 'other' };
+  };
+  const result = resolveInRoot(path, lookup, { followLast });
+  return !result.ok || result.rel === '' ? null : (tree.byPath.get(result.rel) ?? null);
 }
 
 /** The path a symlink entry points at, relative to the package root (not followed further). */

@@ -2,7 +2,7 @@
 // was chosen from (control checksum), its signature against the keyring and its data against `datahash`,
 // then its data stream is extracted path-safely (modes, symlinks, owners when running as root). The installed
 // database (`lib/apk/db/installed`), world, repositories, keys and arch files make the root a valid apk root.
-// Scriptlets run only when asked, inside the root through bubblewrap.
+// Scriptlets run only when asked, inside the root, in a bwrap sandbox sealed like a build step's.
 import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Transform } from 'node:stream';
@@ -14,6 +14,7 @@ import { type IndexEntry, renderApkIndex } from '../../apk/index.ts';
 import { type ApkHead, readApkHead } from '../../apk/reader.ts';
 import { verifySignatures } from '../../apk/signature.ts';
 import { extractTar } from '../../archive/safe-extract.ts';
+import { sealArgs } from '../../sandbox/bwrap-seal.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
 import { readRootFile, readRootFileOrNull, replaceFile } from '../accounts.ts';
 import { untrustedHint } from './repository.ts';
@@ -110,6 +111,14 @@ async function runScriptlet(root: string, head: ApkHead, name: string, log: (lin
   if (!file) return;
   const what = `${head.info.pkgname}-${head.info.pkgver}: ${name}`;
   log(`environment: running ${what}`);
+  // Sealed like a build step run as root: no network, Docker's root capabilities, the seccomp filter.
+  const sealed = sealArgs({
+    label: what,
+    runAs: { uid: 0, gid: 0 },
+    network: false,
+    capabilities: { add: [], drop: [] },
+    newSession: true,
+  });
   const result = await execa(
     'bwrap',
     [
@@ -117,18 +126,12 @@ async function runScriptlet(root: string, head: ApkHead, name: string, log: (lin
       '--dev', '/dev',
       '--proc', '/proc',
       '--tmpfs', '/tmp',
-      '--unshare-all',
-      '--unshare-user',
-      '--uid', '0',
-      '--gid', '0',
-      '--die-with-parent',
-      '--new-session',
-      '--clearenv',
+      ...sealed.args,
       '--setenv', 'PATH', '/usr/sbin:/usr/bin:/sbin:/bin',
       '--chdir', '/',
       '--', '/bin/sh', '-c', file.content.toString('utf8'), name,
     ],
-    { reject: false, all: true, stdin: 'ignore' },
+    { reject: false, all: true, stdio: ['ignore', 'pipe', 'pipe', sealed.seccomp ?? 'ignore'] },
   );
   if (result.exitCode !== 0) {
     throw new BuilderError(`scriptlet ${what} failed (exit ${result.exitCode ?? 'signal'})`, {

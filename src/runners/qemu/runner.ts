@@ -25,6 +25,7 @@ import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, typ
 import { findQemuTools } from './process.ts';
 import { pvhKernel } from './pvh.ts';
 import { SshConnection } from './ssh.ts';
+import { processAlive } from '../../os/process.ts';
 import { packDirectory, packEntries } from './workspace.ts';
 
 export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
@@ -158,12 +159,7 @@ async function sweepStaleTempDirs(parent: string): Promise<void> {
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
-    try {
-      process.kill(pid, 0);
-      continue;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') continue;
-    }
+    if (processAlive(pid)) continue;
     const dir = join(parent, name);
     const st = await stat(dir).catch(() => undefined);
     if (st?.isDirectory() && (uid === undefined || st.uid === uid)) await rm(dir, { recursive: true, force: true });

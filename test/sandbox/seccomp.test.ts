@@ -1,7 +1,7 @@
 // The seccomp program is checked here by executing it with a small classic-BPF interpreter, for both syscall
 // tables (only the host's can be checked against the kernel, in bubblewrap.test.ts).
 import { describe, expect, it } from 'vitest';
-import { buildSeccompFilter, hostSeccompArch, type SeccompArch } from '../../src/runners/seccomp.ts';
+import { buildSeccompFilter, hostSeccompArch, type SeccompArch } from '../../src/sandbox/seccomp.ts';
 
 const ALLOW = 0x7fff0000;
 const EPERM = 0x00050000 | 1;
