@@ -83,8 +83,9 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
           title: `Prepare test root for ${pkg.name}`,
           run: async (ctx) => {
             const others = test.environment.packages.filter((p) => p !== pkg.name);
+            // The out dir goes first: on equal versions the earlier repository wins.
             const spec = rootSpec(
-              { ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages: [...others, `${pkg.name}=${version}`] },
+              { ...test.environment, repositories: [resolve(options.outDir), ...test.environment.repositories], packages: [...others, `${pkg.name}=${version}`] },
               env,
               plan.arch,
             );
