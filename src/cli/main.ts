@@ -25,6 +25,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'build-initramfs': async () => (await import('./commands/initramfs.ts')).registerInitramfsCommand,
   scan: async () => (await import('./commands/scan.ts')).registerScanCommand,
   lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
+  bump: async () => (await import('./commands/bump.ts')).registerBumpCommand,
+  'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
