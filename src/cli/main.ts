@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   scan: async () => (await import('./commands/scan.ts')).registerScanCommand,
   lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
   bump: async () => (await import('./commands/bump.ts')).registerBumpCommand,
+  rebuild: async () => (await import('./commands/rebuild.ts')).registerRebuildCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
