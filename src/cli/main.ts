@@ -27,6 +27,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
   bump: async () => (await import('./commands/bump.ts')).registerBumpCommand,
   rebuild: async () => (await import('./commands/rebuild.ts')).registerRebuildCommand,
+  'update-cache': async () => (await import('./commands/update-cache.ts')).registerUpdateCacheCommand,
+  source: async () => (await import('./commands/source.ts')).registerSourceCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
