@@ -29,6 +29,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   rebuild: async () => (await import('./commands/rebuild.ts')).registerRebuildCommand,
   'update-cache': async () => (await import('./commands/update-cache.ts')).registerUpdateCacheCommand,
   source: async () => (await import('./commands/source.ts')).registerSourceCommand,
+  'sign-index': async () => (await import('./commands/sign-index.ts')).registerSignIndexCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
