@@ -10,9 +10,10 @@ import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isScalar } from 'yaml';
 import { writeBufferAtomic } from '../../apk/atomic.ts';
 import { parseRecipe } from '../../config/load.ts';
+import { applyEdits, editableYaml, insertLineAfter, keyStart, mapAt, pairOf, pipelineSteps, replaceNode as replaceScalar, scalarText, type TextEdit } from '../../config/yaml-edit.ts';
 import { readYamlFile } from '../../config/yaml-source.ts';
 import { ConfigError, type SourceLocation, UsageError } from '../../errors.ts';
 import { hostArch } from '../../pipeline/arch.ts';
@@ -29,46 +30,40 @@ export interface BumpOptions {
   signal?: AbortSignal;
 }
 
-interface Edit {
-  start: number;
-  end: number;
-  text: string;
-}
-
 /** The recipe text after the bump. Throws ConfigError at the key when package.version is missing. */
 export async function bumpRecipeText(file: string, text: string, version: string, options: BumpOptions): Promise<string> {
   const target = version.trim();
   if (target === '' || /[\s/]/.test(target)) throw new UsageError(`bump: invalid version "${version}"`);
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, keepSourceTokens: true });
+  const { doc, lines, root } = editableYaml(text);
   if (doc.errors.length > 0) parseRecipe(text, file); // reports the syntax errors, located
   const at = (offset: number): SourceLocation => ({ file, ...lines.linePos(offset) });
-  const root = doc.contents;
-  if (!isMap(root)) throw new ConfigError([{ location: at(0), path: 'package', message: 'the recipe has no package mapping' }]);
+  if (!root) throw new ConfigError([{ location: at(0), path: 'package', message: 'the recipe has no package mapping' }]);
   const pkgPair = pairOf(root, 'package');
-  if (!pkgPair || !isMap(pkgPair.value)) {
-    throw new ConfigError([{ location: at(keyStart(pkgPair) ?? 0), path: 'package', message: 'the recipe has no package mapping' }]);
-  }
-  const pkg = pkgPair.value;
+  const pkg = mapAt(root, 'package');
+  if (!pkg) throw new ConfigError([{ location: at(keyStart(pkgPair) ?? 0), path: 'package', message: 'the recipe has no package mapping' }]);
   const versionNode = pairOf(pkg, 'version')?.value;
   if (!isScalar(versionNode) || versionNode.value === null || String(versionNode.value) === '') {
     throw new ConfigError([{ location: at(keyStart(pkgPair) ?? 0), path: 'package.version', message: 'bump needs package.version to be set' }]);
   }
-  const edits: Edit[] = [];
+  const edits: TextEdit[] = [];
   const epochPair = pairOf(pkg, 'epoch');
   const oldEpoch = isScalar(epochPair?.value) ? Number(String(epochPair.value.value)) : 0;
   const epoch = String(versionNode.value) === target ? (Number.isInteger(oldEpoch) ? oldEpoch : 0) + 1 : 0;
   edits.push(replaceScalar(versionNode, JSON.stringify(target)));
   if (isScalar(epochPair?.value)) edits.push(replaceScalar(epochPair.value, String(epoch)));
-  else if (epoch !== 0) edits.push(insertAfter(text, versionNode, `epoch: ${epoch}`));
+  // An added epoch line moves every later line of the bumped text down by one.
+  let shift = 0;
+  if (!isScalar(epochPair?.value) && epoch !== 0) {
+    edits.push(insertLineAfter(text, versionNode, `epoch: ${epoch}`));
+    shift = 1;
+  }
 
-  const mainPipeline = pairOf(root, 'pipeline')?.value;
-  const steps = isSeq(mainPipeline) ? allSteps(mainPipeline.items as Node[]) : [];
+  const steps = pipelineSteps(pairOf(root, 'pipeline')?.value);
   const gitSteps = steps.filter((s) => scalarText(pairOf(s, 'uses')?.value) === 'git-checkout');
   if (options.expectedCommit) {
     for (const step of gitSteps) {
-      const withMap = pairOf(step, 'with')?.value;
-      if (!isMap(withMap)) continue;
+      const withMap = mapAt(step, 'with');
+      if (!withMap) continue;
       // As melange: a checkout whose tag does not follow the version is not the main one.
       const tag = scalarText(pairOf(withMap, 'tag')?.value);
       if (tag !== undefined && !tag.includes('${{package.version}}') && !tag.includes('${{vars.mangled-package-version}}')) continue;
@@ -82,17 +77,16 @@ export async function bumpRecipeText(file: string, text: string, version: string
     // The new URIs come from compiling the bumped recipe: substitutions and var-transforms as a build does them.
     const bumped = applyEdits(text, edits);
     const plan = compileRecipe(parseRecipe(bumped, file), { arch: hostArch() });
-    const bumpedLines = new LineCounter();
-    parseDocument(bumped, { lineCounter: bumpedLines });
     for (const step of fetchSteps) {
-      const withMap = pairOf(step, 'with')?.value;
-      if (!isMap(withMap)) continue;
+      const withMap = mapAt(step, 'with');
+      if (!withMap) continue;
       const sha256 = pairOf(withMap, 'expected-sha256')?.value;
       const sha512 = pairOf(withMap, 'expected-sha512')?.value;
       if (!isScalar(sha256) && !isScalar(sha512)) continue;
-      // Edits before this step keep its line: they only replace scalars on their own lines.
-      const line = lines.linePos(step.range?.[0] ?? 0).line;
-      const source = plan.sources.find((s): s is FetchSourcePlan => s.kind === 'fetch' && lineOf(s.source) >= line && lineOf(s.source) <= lines.linePos(step.range?.[1] ?? 0).line);
+      // The other edits replace scalars within their own lines, so only an added epoch line moves lines.
+      const first = lines.linePos(step.range?.[0] ?? 0).line + shift;
+      const last = lines.linePos(step.range?.[1] ?? 0).line + shift;
+      const source = plan.sources.find((s): s is FetchSourcePlan => s.kind === 'fetch' && lineOf(s.source) >= first && lineOf(s.source) <= last);
       if (!source) continue;
       const digests = await download(source, dirname(resolve(file)), options);
       if (isScalar(sha256)) edits.push(replaceScalar(sha256, digests.sha256));
@@ -126,51 +120,6 @@ async function download(source: FetchSourcePlan, baseDir: string, options: BumpO
   const digests = { sha256: h256.digest('hex'), sha512: h512.digest('hex') };
   options.log(`bump:   expected-sha256: ${digests.sha256}`);
   return digests;
-}
-
-function pairOf(map: YAMLMap, key: string): Pair<unknown, unknown> | undefined {
-  return (map.items as Pair<unknown, unknown>[]).find((p) => isScalar(p.key) && String(p.key.value) === key);
-}
-
-function keyStart(pair: Pair<unknown, unknown> | undefined): number | undefined {
-  return isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
-}
-
-function scalarText(node: unknown): string | undefined {
-  return isScalar(node) && node.value !== null ? String(node.value) : undefined;
-}
-
-/** Every step mapping of a pipeline, nested `pipeline:` steps included. */
-function allSteps(items: Node[]): YAMLMap[] {
-  const out: YAMLMap[] = [];
-  for (const item of items) {
-    if (!isMap(item)) continue;
-    out.push(item);
-    const nested = pairOf(item, 'pipeline')?.value;
-    if (isSeq(nested)) out.push(...allSteps(nested.items as Node[]));
-  }
-  return out;
-}
-
-function replaceScalar(node: Node, text: string): Edit {
-  const [start, end] = node.range ?? [0, 0];
-  return { start, end, text };
-}
-
-/** A new `key: value` line under the scalar's own key, with the same indentation. */
-function insertAfter(text: string, node: Node, line: string): Edit {
-  const end = node.range?.[1] ?? 0;
-  const lineStart = text.lastIndexOf('\n', end - 1) + 1;
-  const indent = /^\s*/.exec(text.slice(lineStart))?.[0] ?? '';
-  const eol = text.indexOf('\n', end);
-  const pos = eol < 0 ? text.length : eol;
-  return { start: pos, end: pos, text: `\n${indent}${line}` };
-}
-
-function applyEdits(text: string, edits: Edit[]): string {
-  let out = text;
-  for (const e of [...edits].sort((a, b) => b.start - a.start)) out = out.slice(0, e.start) + e.text + out.slice(e.end);
-  return out;
 }
 
 export function registerBumpCommand(program: Command): void {
