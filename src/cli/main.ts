@@ -31,6 +31,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   source: async () => (await import('./commands/source.ts')).registerSourceCommand,
   'sign-index': async () => (await import('./commands/sign-index.ts')).registerSignIndexCommand,
   completion: async () => (await import('./commands/completion.ts')).registerCompletionCommand,
+  'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
