@@ -1,32 +1,20 @@
 // `builder bump` and `builder package-version` through the real CLI, with a local HTTP server for the
 // fetch checksums.
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { builder, hasStackTrace } from '../helpers/cli.ts';
+import { useHttpServer } from '../helpers/http.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
-let server: Server;
-let base = '';
 const tarball = (v: string) => Buffer.from(`release ${v}\n`);
-
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    const m = /^\/foo-(.+)\.tar\.gz$/.exec(req.url ?? '');
-    if (!m) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(200).end(tarball(m[1]!));
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+const http = useHttpServer((req, res) => {
+  const m = /^\/foo-(.+)\.tar\.gz$/.exec(req.url ?? '');
+  if (m) res.writeHead(200).end(tarball(m[1]!));
+  else res.writeHead(404).end();
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 const RECIPE = (uri: string) => `# The foo package.
 package:
@@ -63,7 +51,7 @@ pipeline:
 describe('builder bump', () => {
   it('sets the version, resets the epoch, rewrites fetch checksums and expected-commit, and nothing else', async () => {
     const dir = await tempDir();
-    const file = await writeRecipe(dir, RECIPE(base));
+    const file = await writeRecipe(dir, RECIPE(http.url()));
     const before = await readFile(file, 'utf8');
     const r = await builder(['bump', file, '1.3.0', '--expected-commit', 'b'.repeat(40), '--cache-dir', join(dir, 'cache')]);
     expect(r.exitCode, r.all).toBe(0);
@@ -105,7 +93,7 @@ describe('builder bump', () => {
 
   it('a download that fails leaves the recipe as it was', async () => {
     const dir = await tempDir();
-    const text = RECIPE(`${base}/missing`);
+    const text = RECIPE(`${http.url()}/missing`);
     const file = await writeRecipe(dir, text);
     const r = await builder(['bump', file, '1.3.0', '--cache-dir', join(dir, 'cache')]);
     expect(r.exitCode).toBe(1);

@@ -1,12 +1,13 @@
 // `builder license-check` through the real CLI: a real git repository and a real tarball over local HTTP.
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { identifyLicense } from '../../src/sbom/license-detect.ts';
 import { builder, hasStackTrace } from '../helpers/cli.ts';
+import { gitRepoWith } from '../helpers/git.ts';
+import { useHttpServer } from '../helpers/http.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
@@ -14,35 +15,13 @@ const MIT = `MIT License\n\nCopyright (c) 2024 Someone\n\nPermission is hereby g
 const GPL2 = `                    GNU GENERAL PUBLIC LICENSE\n                       Version 2, June 1991\n\n Copyright (C) 1989, 1991 Free Software Foundation, Inc.\n`;
 const APACHE = `                                 Apache License\n                           Version 2.0, January 2004\n`;
 
-let server: Server;
 let tarball: Buffer = Buffer.alloc(0);
-let base = '';
-
-beforeAll(async () => {
-  server = createServer((_req, res) => res.writeHead(200).end(tarball));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
-});
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-async function gitRepo(dir: string): Promise<{ repo: string; commit: string }> {
-  const repo = join(dir, 'upstream');
-  await mkdir(join(repo, 'vendor', 'lib'), { recursive: true });
-  await writeFile(join(repo, 'LICENSE'), MIT);
-  await writeFile(join(repo, 'vendor', 'lib', 'COPYING'), GPL2);
-  await writeFile(join(repo, 'main.c'), 'int main(void) { return 0; }\n');
-  const git = (...a: string[]) => execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...a], { cwd: repo });
-  await git('init', '-q', '-b', 'main');
-  await git('add', '.');
-  await git('commit', '-q', '-m', 'one');
-  return { repo, commit: (await git('rev-parse', 'HEAD')).stdout.trim() };
-}
+const http = useHttpServer((_req, res) => res.writeHead(200).end(tarball));
 
 describe('builder license-check', () => {
   it('names a license the recipe does not declare; --fix rewrites package.copyright and keeps the rest', async () => {
     const dir = await tempDir();
-    const { repo, commit } = await gitRepo(dir);
+    const { repo, commit } = await gitRepoWith(dir, { LICENSE: MIT, 'vendor/lib/COPYING': GPL2, 'main.c': 'int main(void) { return 0; }\n' });
     const recipe = await writeRecipe(dir, `# keep me\npackage:\n  name: foo\n  version: "1"\n  copyright:\n    - license: MIT\n  description: d # and me\npipeline:\n  - uses: git-checkout\n    with:\n      repository: ${repo}\n      branch: main\n      expected-commit: ${commit}\n`);
     const cache = join(dir, 'cache');
     const r = await builder(['license-check', recipe, '--cache-dir', cache]);
@@ -67,7 +46,7 @@ describe('builder license-check', () => {
     await execa('tar', ['-czf', join(dir, 'pkg.tar.gz'), '-C', dir, 'pkg-1.0']);
     tarball = await readFile(join(dir, 'pkg.tar.gz'));
     const sha = createHash('sha256').update(tarball).digest('hex');
-    const recipe = await writeRecipe(dir, `package:\n  name: pkg\n  version: "1.0"\n  copyright:\n    - license: Apache-2.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${base}/pkg-\${{package.version}}.tar.gz\n      expected-sha256: ${sha}\n`);
+    const recipe = await writeRecipe(dir, `package:\n  name: pkg\n  version: "1.0"\n  copyright:\n    - license: Apache-2.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${http.url()}/pkg-\${{package.version}}.tar.gz\n      expected-sha256: ${sha}\n`);
     const r = await builder(['license-check', recipe, '--cache-dir', join(dir, 'cache')]);
     expect(r.exitCode, r.all).toBe(0);
     expect(r.stdout).toContain('pkg-1.0/LICENSE.txt: Apache-2.0');

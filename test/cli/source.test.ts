@@ -1,44 +1,32 @@
 // `builder update-cache` and `builder source get` through the real CLI: a local HTTP server and a real
 // local git repository.
 import { createHash } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { builder, hasStackTrace } from '../helpers/cli.ts';
+import { git, gitRepoWith as repoWith } from '../helpers/git.ts';
+import { useHttpServer } from '../helpers/http.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
-let server: Server;
-let base = '';
 let hits = 0;
 const BODY = Buffer.from('tarball bytes\n');
-
-beforeAll(async () => {
-  server = createServer((_req, res) => {
-    hits++;
-    res.writeHead(200).end(BODY);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  base = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}`;
+const http = useHttpServer((_req, res) => {
+  hits++;
+  res.writeHead(200).end(BODY);
 });
-afterAll(() => new Promise<void>((r) => server.close(() => r())));
-
-const git = (cwd: string, ...args: string[]) =>
-  execa('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, env: { GIT_CONFIG_NOSYSTEM: '1' } });
 
 describe('builder update-cache', () => {
   it('fetches the sources into the cache once, by checksum', async () => {
     const dir = await tempDir();
     const sha = createHash('sha256').update(BODY).digest('hex');
-    const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: 1.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${base}/foo-\${{package.version}}.tar.gz\n      expected-sha256: ${sha}\n      extract: false\n`);
+    const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: 1.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${http.url()}/foo-\${{package.version}}.tar.gz\n      expected-sha256: ${sha}\n      extract: false\n`);
     const cache = join(dir, 'cache');
     const before = hits;
     const r = await builder(['update-cache', '--cache-dir', cache, recipe]);
     expect(r.exitCode, r.all).toBe(0);
-    expect(r.stdout).toContain(`fetched ${base}/foo-1.0.tar.gz`);
+    expect(r.stdout).toContain(`fetched ${http.url()}/foo-1.0.tar.gz`);
     expect(await readFile(join(cache, `sha256:${sha}`))).toEqual(BODY);
     const again = await builder(['update-cache', '--cache-dir', cache, recipe]);
     expect(again.exitCode, again.all).toBe(0);
@@ -48,7 +36,7 @@ describe('builder update-cache', () => {
 
   it('a wrong checksum fails and leaves nothing under the name', async () => {
     const dir = await tempDir();
-    const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: 1.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${base}/x.tar.gz\n      expected-sha256: ${'0'.repeat(64)}\n`);
+    const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: 1.0\npipeline:\n  - uses: fetch\n    with:\n      uri: ${http.url()}/x.tar.gz\n      expected-sha256: ${'0'.repeat(64)}\n`);
     const cache = join(dir, 'cache');
     const r = await builder(['update-cache', '--cache-dir', cache, recipe]);
     expect(r.exitCode).toBe(1);
@@ -60,14 +48,8 @@ describe('builder update-cache', () => {
 describe('builder source get', () => {
   it('checks out the git source into <output>/<name> with the patches applied', async () => {
     const dir = await tempDir();
-    const upstream = join(dir, 'upstream');
-    await mkdir(upstream);
-    await git(upstream, 'init', '-q', '-b', 'main');
-    await writeFile(join(upstream, 'hello.txt'), 'hello\n');
-    await git(upstream, 'add', '.');
-    await git(upstream, 'commit', '-q', '-m', 'one');
+    const { repo: upstream, commit } = await repoWith(dir, { 'hello.txt': 'hello\n' });
     await git(upstream, 'tag', 'v1.0');
-    const commit = (await git(upstream, 'rev-parse', 'HEAD')).stdout.trim();
     await mkdir(join(dir, 'foo'));
     await writeFile(join(dir, 'foo', 'fix.patch'), '--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hello, patched\n');
     const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: "1.0"\npipeline:\n  - uses: git-checkout\n    with:\n      repository: ${upstream}\n      tag: v\${{package.version}}\n      expected-commit: ${commit}\n  - uses: patch\n    with:\n      patches: fix.patch\n`);
@@ -84,12 +66,7 @@ describe('builder source get', () => {
 
   it('a patch that does not apply fails and leaves no directory', async () => {
     const dir = await tempDir();
-    const upstream = join(dir, 'upstream');
-    await mkdir(upstream);
-    await git(upstream, 'init', '-q', '-b', 'main');
-    await writeFile(join(upstream, 'a.txt'), 'a\n');
-    await git(upstream, 'add', '.');
-    await git(upstream, 'commit', '-q', '-m', 'one');
+    const { repo: upstream } = await repoWith(dir, { 'a.txt': 'a\n' });
     await mkdir(join(dir, 'foo'));
     await writeFile(join(dir, 'foo', 'bad.patch'), '--- a/a.txt\n+++ b/a.txt\n@@ -1 +1 @@\n-zzz\n+b\n');
     const recipe = await writeRecipe(dir, `package:\n  name: foo\n  version: "1.0"\npipeline:\n  - uses: git-checkout\n    with:\n      repository: ${upstream}\n      branch: main\n  - uses: patch\n    with:\n      patches: bad.patch\n`);
