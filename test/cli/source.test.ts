@@ -59,7 +59,8 @@ describe('builder source get', () => {
     expect(await readFile(join(out, 'foo', 'hello.txt'), 'utf8')).toBe('hello, patched\n');
     expect((await git(join(out, 'foo'), 'rev-parse', 'HEAD')).stdout.trim()).toBe(commit);
 
-    const twice = await builder(['source', 'get', recipe, '-o', out, '--cache-dir', join(dir, 'cache')]);
+    // melange's spelling, with -o on `source`: the same directory, which exists now.
+    const twice = await builder(['source', '-o', out, 'get', recipe, '--cache-dir', join(dir, 'cache')]);
     expect(twice.exitCode).toBe(1);
     expect(twice.stderr).toContain('already exists');
   });

@@ -65,17 +65,29 @@ export async function getSources(recipeFile: string, flags: SourceGetFlags, sign
 }
 
 export function registerSourceCommand(program: Command): void {
-  const source = program.command('source').description("get a recipe's upstream sources to work on");
+  // As in melange, -o and --source-dir belong to `source` and may come before or after `get`.
+  const source = program
+    .command('source')
+    .description("get a recipe's upstream sources to work on")
+    .option('-o, --output <dir>', 'output directory for the extracted source (default: ./source)')
+    .option('--source-dir <dir>', "directory holding the patches (default: <recipe's folder>/<package name>)");
   source
     .command('get')
     .description("check out the recipe's git-checkout source (or its downloads) into <output>/<package name>, patches applied")
     .argument('<recipe>', 'recipe file')
-    .option('-o, --output <dir>', 'output directory for the extracted source', './source')
+    .option('-o, --output <dir>', 'output directory for the extracted source (default: ./source)')
     .option('--source-dir <dir>', "directory holding the patches (default: <recipe's folder>/<package name>)")
     .option('--cache-dir <dir>', 'source cache shared with `builder build`', defaultCacheDir())
-    .action(async (recipe: string, flags: SourceGetFlags) => {
+    .addHelpText('after', '\nExample:\n  builder source get vim.yaml -o ./src')
+    .action(async (recipe: string, flags: Partial<SourceGetFlags> & { cacheDir: string }) => {
+      const parent = source.opts<{ output?: string; sourceDir?: string }>();
+      const resolved: SourceGetFlags = {
+        output: flags.output ?? parent.output ?? './source',
+        sourceDir: flags.sourceDir ?? parent.sourceDir,
+        cacheDir: flags.cacheDir,
+      };
       await withInterrupt(async (signal) => {
-        console.log(`sources of ${recipe} in ${await getSources(recipe, flags, signal)}`);
+        console.log(`sources of ${recipe} in ${await getSources(recipe, resolved, signal)}`);
       });
     });
 }
