@@ -57,7 +57,9 @@ describe('builder source get', () => {
     const r = await builder(['source', 'get', recipe, '-o', out, '--cache-dir', join(dir, 'cache')]);
     expect(r.exitCode, r.all).toBe(0);
     expect(await readFile(join(out, 'foo', 'hello.txt'), 'utf8')).toBe('hello, patched\n');
-    expect((await git(join(out, 'foo'), 'rev-parse', 'HEAD')).stdout.trim()).toBe(commit);
+    // The patch is a commit on top of the checked-out one.
+    expect((await git(join(out, 'foo'), 'rev-parse', 'HEAD~1')).stdout.trim()).toBe(commit);
+    expect((await git(join(out, 'foo'), 'log', '-1', '--format=%s')).stdout.trim()).toBe('fix.patch');
 
     // melange's spelling, with -o on `source`: the same directory, which exists now.
     const twice = await builder(['source', '-o', out, 'get', recipe, '--cache-dir', join(dir, 'cache')]);
@@ -76,5 +78,52 @@ describe('builder source get', () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain('bad.patch does not apply');
     expect(await readdir(out)).toEqual([]);
+  });
+});
+
+describe('builder source pop', () => {
+  it('turns the patched checkout plus new commits into git-am patches and rewrites the recipe step', async () => {
+    const dir = await tempDir();
+    const { repo: upstream, commit } = await repoWith(dir, { 'hello.txt': 'hello\n' });
+    await mkdir(join(dir, 'foo'));
+    await writeFile(join(dir, 'foo', 'fix.patch'), '--- a/hello.txt\n+++ b/hello.txt\n@@ -1 +1 @@\n-hello\n+hello, patched\n');
+    const text = `package:\n  name: foo\n  version: "1.0"\npipeline:\n  - uses: git-checkout # the source\n    with:\n      repository: ${upstream}\n      branch: main\n      expected-commit: ${commit}\n  - uses: patch\n    with:\n      patches: fix.patch\n  - runs: make\n`;
+    const recipe = await writeRecipe(dir, text);
+    const out = join(dir, 'src');
+    expect((await builder(['source', 'get', recipe, '-o', out, '--cache-dir', join(dir, 'cache')])).exitCode).toBe(0);
+    const work = join(out, 'foo');
+    await writeFile(join(work, 'new.txt'), 'new\n');
+    await git(work, 'add', 'new.txt');
+    await git(work, 'commit', '-q', '-m', 'Add new.txt');
+
+    const r = await builder(['source', 'pop', recipe, '-o', out]);
+    expect(r.exitCode, r.all).toBe(0);
+    const files = (await readdir(join(dir, 'foo'))).sort();
+    expect(files).toEqual(['0001-fix.patch.patch', '0002-Add-new.txt.patch', 'fix.patch']);
+    expect(await readFile(recipe, 'utf8')).toBe(text.replace('uses: patch', 'uses: git-am').replace('patches: fix.patch', 'patches: 0001-fix.patch.patch 0002-Add-new.txt.patch'));
+
+    // The popped recipe gets the same tree back.
+    const again = join(dir, 'again');
+    const g = await builder(['source', 'get', recipe, '-o', again, '--cache-dir', join(dir, 'cache')]);
+    expect(g.exitCode, g.all).toBe(0);
+    expect(await readFile(join(again, 'foo', 'hello.txt'), 'utf8')).toBe('hello, patched\n');
+    expect(await readFile(join(again, 'foo', 'new.txt'), 'utf8')).toBe('new\n');
+  });
+
+  it('adds a git-am step after the checkout when there is none, and says so when there is nothing to pop', async () => {
+    const dir = await tempDir();
+    const { repo: upstream, commit } = await repoWith(dir, { 'a.txt': 'a\n' });
+    const text = `package:\n  name: foo\n  version: "1.0"\npipeline:\n  - uses: git-checkout\n    with:\n      repository: ${upstream}\n      expected-commit: ${commit}\n  - runs: make\n`;
+    const recipe = await writeRecipe(dir, text);
+    const out = join(dir, 'src');
+    expect((await builder(['source', 'get', recipe, '-o', out, '--cache-dir', join(dir, 'cache')])).exitCode).toBe(0);
+    const none = await builder(['source', 'pop', recipe, '-o', out]);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toContain('nothing to pop');
+    await writeFile(join(out, 'foo', 'a.txt'), 'b\n');
+    await git(join(out, 'foo'), 'commit', '-q', '-am', 'b');
+    const r = await builder(['source', 'pop', recipe, '-o', out]);
+    expect(r.exitCode, r.all).toBe(0);
+    expect(await readFile(recipe, 'utf8')).toBe(text.replace('  - runs: make\n', '  - uses: git-am\n    with:\n      patches: 0001-b.patch\n  - runs: make\n'));
   });
 });

@@ -12,7 +12,7 @@ export async function queryRecipe(file: string, template: string): Promise<strin
 export function registerQueryCommand(program: Command): void {
   program
     .command('query')
-    .description('print fields of a recipe through a template, e.g. {{.Package.Name}}-{{.Package.Version}}')
+    .description('print fields of a recipe through a Go template, e.g. {{ .Package.Name }}-{{ .Package.Version }}')
     .argument('<recipe>', 'recipe file')
     .argument('<template>', 'Go template text, e.g. {{ .Package.Name }}')
     .addHelpText(
