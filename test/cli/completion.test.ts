@@ -40,6 +40,7 @@ describe('builder completion', () => {
       (await execa('fish', ['-c', `source ${file}; complete -C '${line}'`])).stdout.split('\n').map((l) => l.split('\t')[0]);
     expect(await complete('builder reb')).toEqual(['rebuild']);
     expect(await complete('builder source g')).toEqual(['get']);
+    expect(await complete('builder source ')).toEqual(['get', 'pop']);
     expect(await complete('builder build --runner ')).toEqual(['auto', 'bubblewrap', 'qemu']);
   });
 
@@ -51,7 +52,7 @@ describe('builder completion', () => {
         await execa('zsh', ['-f', '-c', `compdef() {}; _describe() { print -l -- \${(P)4}; }; _files() {}; source "$1"; shift; words=(builder "$@"); CURRENT=\${#words}; PREFIX=\${words[-1]}; _builder`, 'zsh', file, ...words])
       ).stdout.split('\n');
     expect(await offered('')).toContain('rebuild:rebuild packages from the build plan they embed and check the result is identical byte for byte');
-    expect(await offered('source', '')).toEqual([expect.stringMatching(/^get:/)]);
+    expect(await offered('source', '')).toEqual([expect.stringMatching(/^get:/), expect.stringMatching(/^pop:/)]);
     expect(await offered('bump', '-')).toContain('--expected-commit:set the expected-commit of the git-checkout steps that check out the version');
   });
 
