@@ -53,6 +53,8 @@ export interface SandboxRunOptions {
 }
 
 export interface BuildOptions extends SandboxRunOptions {
+  /** A plan compiled already (`builder rebuild`: the one a package embeds), built instead of compiling recipeFile. */
+  plan?: BuildPlan;
   signingKey?: string;
   /** Network access of the steps (`--network`, `--network-allow`); none by default. */
   network?: NetworkPolicy;
@@ -88,11 +90,13 @@ export class BuildFailedError extends BuilderError {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const recipeFile = resolve(options.recipeFile);
-  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
-    arch: options.arch,
-    pipelineDirs: options.pipelineDirs,
-    buildOptions: options.buildOptions,
-  });
+  const plan =
+    options.plan ??
+    compileRecipe(await loadRecipe(options.recipeFile), {
+      arch: options.arch,
+      pipelineDirs: options.pipelineDirs,
+      buildOptions: options.buildOptions,
+    });
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
   for (const s of plan.skippedPackages) options.progress.note(`skipping subpackage ${s.name}: ${s.reason}`);

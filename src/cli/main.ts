@@ -28,13 +28,22 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'build-initramfs': async () => (await import('./commands/initramfs.ts')).registerInitramfsCommand,
   scan: async () => (await import('./commands/scan.ts')).registerScanCommand,
   lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
+  bump: async () => (await import('./commands/bump.ts')).registerBumpCommand,
+  rebuild: async () => (await import('./commands/rebuild.ts')).registerRebuildCommand,
+  'update-cache': async () => (await import('./commands/update-cache.ts')).registerUpdateCacheCommand,
+  source: async () => (await import('./commands/source.ts')).registerSourceCommand,
+  'sign-index': async () => (await import('./commands/sign-index.ts')).registerSignIndexCommand,
+  completion: async () => (await import('./commands/completion.ts')).registerCompletionCommand,
+  'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
+  'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
 
 try {
   const asked = process.argv[2] ?? '';
-  const only = COMMANDS[ALIASES[asked] ?? asked];
+  // `completion` describes every command, so it needs them all, like help does.
+  const only = asked === 'completion' ? undefined : COMMANDS[ALIASES[asked] ?? asked];
   const needsNone = ['version', '-V', '--version'].includes(asked);
   // Help, unknown commands and their suggestions need every command; otherwise just the one asked for.
   if (!needsNone) for (const load of only ? [only] : Object.values(COMMANDS)) (await load())(program);

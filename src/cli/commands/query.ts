@@ -1,4 +1,4 @@
-// `builder query recipe.yaml TEMPLATE`: print recipe fields through a small template language.
+// `builder query recipe.yaml TEMPLATE`: melange's `query`: recipe fields through a Go text/template.
 import type { Command } from 'commander';
 import { loadRecipe } from '../../config/load.ts';
 import { recipeData, renderQuery } from '../../config/query.ts';
@@ -12,25 +12,27 @@ export async function queryRecipe(file: string, template: string): Promise<strin
 export function registerQueryCommand(program: Command): void {
   program
     .command('query')
-    .description('print fields of a recipe through a template, e.g. {{.Package.Name}}-{{.Package.Version}}')
+    .description('print fields of a recipe through a Go template, e.g. {{ .Package.Name }}-{{ .Package.Version }}')
     .argument('<recipe>', 'recipe file')
-    .argument('<template>', 'template text with {{ .Field.Path }} placeholders')
+    .argument('<template>', 'Go template text, e.g. {{ .Package.Name }}')
     .addHelpText(
       'after',
       `
-Template syntax:
-  Text outside {{ }} is printed as is. Inside, .A.B.C walks the recipe from its top level:
-  - each segment names a key, compared without regard to case, "-" or "_"
-    (.Package.TargetArchitecture is package.target-architecture);
-  - a number indexes a list (.Subpackages.0.Name);
-  - {{ "text" }} prints text, so {{ "{{" }} prints two braces.
-  Strings print as written in the recipe (\${{…}} is not substituted), lists of strings space-separated,
-  anything else as JSON. .Package.Epoch is 0 when the recipe has none. A missing field is an error.
+Template syntax: Go's text/template, as melange query runs it.
+  {{ .Package.Name }} walks the recipe from its top level; a segment matches a key without regard to case,
+  "-" or "_" (.Package.TargetArchitecture is package.target-architecture); a number indexes a list
+  (.Subpackages.0.Name). Variables: $ (the recipe), {{ $x := ... }}, {{ range $i, $v := ... }}.
+  Actions: if / else if / else, range / else, with / else, end; pipes (|), parentheses, {{- -}} trimming,
+  {{/* comments */}}, "strings" and \`raw strings\`.
+  Functions: len index slice printf print println eq ne lt le gt ge and or not urlquery.
+  Scalars print as written (\${{...}} is not substituted), lists as [a b], mappings as map[k:v].
+  .Package.Epoch is 0 when the recipe has none. Printing a field the recipe does not set is an error;
+  if/with/range/len and the comparisons take it as empty.
 
 Examples:
-  builder query melange.yaml '{{.Package.Name}}-{{.Package.Version}}-r{{.Package.Epoch}}'
-  builder query melange.yaml '{{.Package.Dependencies.Runtime}}'
-  builder query melange.yaml '{{.Vars}}'`,
+  builder query melange.yaml '{{ .Package.Name }}-{{ .Package.Version }}-r{{ .Package.Epoch }}'
+  builder query melange.yaml '{{ range .Subpackages }}{{ .Name }} {{ end }}'
+  builder query melange.yaml '{{ index .Vars "mangled-package-version" }}'`,
     )
     .action(async (recipe: string, template: string) => {
       process.stdout.write(`${await queryRecipe(recipe, template)}\n`);
