@@ -27,7 +27,7 @@ APT_PACKAGES=(
 if [ "$TEST_TOOLS" = 1 ]; then
   # Built-in pipelines run for real in the tests (go and cargo are too large; those tests check the
   # generated commands only).
-  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl)
+  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl zsh fish)
 fi
 
 missing=()
