@@ -25,9 +25,12 @@ APT_PACKAGES=(
   git ca-certificates curl xz-utils
 )
 if [ "$TEST_TOOLS" = 1 ]; then
-  # Built-in pipelines run for real in the tests (go and cargo are too large; those tests check the
-  # generated commands only).
-  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl)
+  # Built-in pipelines run for real in the tests (cargo is too large; its tests check the generated
+  # commands only): Go, R, PHP extensions (php-dev; libtool for phpize), npm, Python wheels, Maven, jq
+  # for xcover/ensure.
+  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl
+    golang-go r-base-core php-dev libtool npm python3-build python3-installer python3-wheel python3-venv
+    maven jq zip)
 fi
 
 missing=()
