@@ -6,6 +6,7 @@ import { onTestFinished } from 'vitest';
 import { parseRecipe } from '../../src/config/load.ts';
 import { compileRecipe } from '../../src/pipeline/compile.ts';
 import type { BuildPlan } from '../../src/pipeline/plan.ts';
+import type { Mount } from '../../src/runners/runner.ts';
 import { type RunResult, runPlan } from './sandbox.ts';
 
 export interface Project {
@@ -34,14 +35,14 @@ export function compile(p: Project, recipe: string, arch = 'x86_64'): BuildPlan 
   return compileRecipe(parseRecipe(recipe, join(p.src, 'recipe.yaml')), { arch });
 }
 
-export async function build(p: Project, recipe: string): Promise<RunResult> {
+export async function build(p: Project, recipe: string, mounts: Mount[] = []): Promise<RunResult> {
   await writeFile(join(p.src, 'recipe.yaml'), recipe);
-  return runPlan(compile(p, recipe), { sourceDir: p.src, cacheDir: p.cache, parent: p.dir });
+  return runPlan(compile(p, recipe), { sourceDir: p.src, cacheDir: p.cache, parent: p.dir, mounts });
 }
 
 /** A build that must succeed; its workspace is removed when the test ends, whatever the outcome. */
-export async function succeed(p: Project, recipe: string): Promise<RunResult> {
-  const result = await build(p, recipe);
+export async function succeed(p: Project, recipe: string, mounts: Mount[] = []): Promise<RunResult> {
+  const result = await build(p, recipe, mounts);
   onTestFinished(() => result.workspace.remove());
   if (result.exitCode !== 0) throw new Error(`build failed (exit ${result.exitCode}):\n${result.log}`);
   return result;
