@@ -29,7 +29,7 @@ if [ "$TEST_TOOLS" = 1 ]; then
   # commands only): Go, R, PHP extensions (php-dev; libtool for phpize), npm, Python wheels, Maven, jq
   # for xcover/ensure.
   APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl
-    golang-go r-base-core php-dev libtool npm python3-build python3-installer python3-wheel python3-venv
+    golang-go r-base-core php-dev libtool npm python3-build python3-installer python3-wheel python3-venv python3-pip
     maven jq zip)
 fi
 

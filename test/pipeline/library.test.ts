@@ -16,11 +16,12 @@ const BUILTINS = [
   'cmake/configure', 'cmake/install', 'copy', 'fetch', 'git-am', 'git-checkout', 'go/build', 'go/build/v2',
   'go/bump', 'go/covdata', 'go/deps', 'go/install', 'llvm/covreport', 'maven/configure-mirror', 'maven/pombump',
   'meson/compile', 'meson/configure', 'meson/install', 'meson/test', 'move', 'npm/install', 'patch', 'pecl/install',
-  'pecl/phpize', 'perl/cleanup', 'perl/make', 'python/build', 'python/build-wheel', 'python/import',
-  'python/install', 'python/test', 'ruby/build', 'ruby/clean', 'ruby/install', 'split/alldocs', 'split/bin',
-  'split/debug', 'split/dev', 'split/docs', 'split/infodir', 'split/lib', 'split/locales', 'split/manpages',
-  'split/paths', 'split/static', 'strip', 'xcover/ensure', 'xcover/profile', 'xcover/status', 'xcover/stop',
-  'xcover/wait',
+  'pecl/phpize', 'perl/cleanup', 'perl/cpan-install', 'perl/make', 'php/composer-install', 'python/build',
+  'python/build-gpep517', 'python/build-wheel', 'python/import', 'python/install', 'python/pipinstall',
+  'python/test', 'ruby/build', 'ruby/clean', 'ruby/install', 'ruby/require', 'ruby/test', 'split/alldocs',
+  'split/bin', 'split/debug', 'split/dev', 'split/docs', 'split/infodir', 'split/lib', 'split/locales',
+  'split/manpages', 'split/paths', 'split/static', 'strip', 'xcover/ensure', 'xcover/profile', 'xcover/status',
+  'xcover/stop', 'xcover/wait',
 ];
 
 describe('the pipeline library', () => {
