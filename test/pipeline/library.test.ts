@@ -10,7 +10,7 @@ import { useTempDirs } from '../helpers/tmp.ts';
 const tempDir = useTempDirs();
 const FIXTURE_PIPELINES = fileURLToPath(new URL('../fixtures/recipes/pipelines', import.meta.url));
 
-/** melange's built-in set (split/paths is the helper builder's split pipelines share; meson/compile is builder's). */
+/** melange's built-in set, and split/paths (the helper builder's split pipelines share). */
 const BUILTINS = [
   'R/build', 'autoconf/configure', 'autoconf/make', 'autoconf/make-install', 'cargo/build', 'cmake/build',
   'cmake/configure', 'cmake/install', 'copy', 'fetch', 'git-am', 'git-checkout', 'go/build', 'go/build/v2',
