@@ -25,9 +25,13 @@ APT_PACKAGES=(
   git ca-certificates curl xz-utils
 )
 if [ "$TEST_TOOLS" = 1 ]; then
-  # Built-in pipelines run for real in the tests (go and cargo are too large; those tests check the
-  # generated commands only).
-  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl zsh fish)
+  # Built-in pipelines run for real in the tests (cargo is too large; its tests check the generated
+  # commands only): Go, R, PHP extensions (php-dev; libtool for phpize), Python wheels, Maven, jq for
+  # xcover/ensure; zsh and fish for the completion tests. npm is not in the list: setup already needs it
+  # (it installs Node 22 with it), and Debian's npm conflicts with NodeSource's nodejs.
+  APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl zsh fish
+    golang-go r-base-core php-dev libtool python3-build python3-installer python3-wheel python3-venv python3-pip
+    maven jq zip)
 fi
 
 missing=()

@@ -2,16 +2,14 @@
 // Toolchains that are not installed here (go, cargo on the sandbox PATH, meson, ruby) are checked by their
 // generated commands and their real run is skipped, saying which tool is missing.
 import { createHash } from 'node:crypto';
-import { chmod, lstat, mkdir, readdir, readFile, readlink, writeFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { chmod, lstat, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { execa } from 'execa';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { parseRecipe } from '../../src/config/load.ts';
-import { compileRecipe } from '../../src/pipeline/compile.ts';
-import type { BuildPlan } from '../../src/pipeline/plan.ts';
+import { describe, expect, it } from 'vitest';
 import { useTempDirs } from '../helpers/tmp.ts';
-import { hasTool, type RunResult, runPlan, toolRuns } from './sandbox.ts';
+import { build, compile, files, makeProject, type Project, succeed, tree, writeFiles } from './builtin-project.ts';
+import { hasTool, toolRuns } from './sandbox.ts';
 
 const tempDir = useTempDirs();
 
@@ -26,65 +24,7 @@ const HAVE = {
   python: await toolRuns('python3', ['-c', 'import setuptools']),
 };
 
-interface Project {
-  dir: string;
-  src: string;
-  cache: string;
-}
-
-async function project(files: Record<string, string> = {}): Promise<Project> {
-  const dir = await tempDir();
-  const src = join(dir, 'src');
-  await mkdir(join(dir, 'cache'), { recursive: true });
-  await mkdir(src, { recursive: true });
-  await writeFiles(src, files);
-  return { dir, src, cache: join(dir, 'cache') };
-}
-
-async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
-  for (const [name, content] of Object.entries(files)) {
-    await mkdir(join(root, name, '..'), { recursive: true });
-    await writeFile(join(root, name), content);
-  }
-}
-
-function compile(p: Project, recipe: string, arch = 'x86_64'): BuildPlan {
-  return compileRecipe(parseRecipe(recipe, join(p.src, 'recipe.yaml')), { arch });
-}
-
-async function build(p: Project, recipe: string): Promise<RunResult> {
-  await writeFile(join(p.src, 'recipe.yaml'), recipe);
-  const result = await runPlan(compile(p, recipe), { sourceDir: p.src, cacheDir: p.cache, parent: p.dir });
-  return result;
-}
-
-/** A build that must succeed; its workspace is removed when the test ends, whatever the outcome. */
-async function succeed(p: Project, recipe: string): Promise<RunResult> {
-  const result = await build(p, recipe);
-  onTestFinished(() => result.workspace.remove());
-  if (result.exitCode !== 0) throw new Error(`build failed (exit ${result.exitCode}):\n${result.log}`);
-  return result;
-}
-
-/** Every path under dir (directories with a trailing /, links as `name -> target`), sorted. */
-async function tree(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const path = join(d, e.name);
-      const rel = relative(dir, path);
-      if (e.isSymbolicLink()) out.push(`${rel} -> ${await readlink(path)}`);
-      else if (e.isDirectory()) {
-        out.push(`${rel}/`);
-        await walk(path);
-      } else out.push(rel);
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
-
-const files = async (dir: string) => (await tree(dir)).filter((f) => !f.endsWith('/'));
+const project = async (files: Record<string, string> = {}): Promise<Project> => makeProject(await tempDir(), files);
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 // A tiny autoconf-style project: a hand-written configure that fills in Makefile.in.
@@ -462,7 +402,7 @@ subpackages:
 `;
     it('generates go build and go install commands', async () => {
       const plan = compile(await project(), RECIPE);
-      expect(plan.environment.packages).toEqual(['go', 'busybox', 'ca-certificates-bundle', 'git']);
+      expect(plan.environment.packages).toEqual(['go', 'busybox', 'ca-certificates-bundle', 'build-base', 'git']);
       expect(plan.packages[0]!.steps[0]!.script).toMatch(
         /go build \\\n\s+-o '\/home\/build\/melange-out\/hello\/usr\/bin\/hello' \\\n\s+-tags "\$tags" \\\n\s+-ldflags '-w -X main.greeting=go-built' \\\n\s+-buildmode 'default' \\\n\s+-trimpath \\\n\s+ \./,
       );

@@ -63,7 +63,7 @@ describe('builder compile / query / pipelines', () => {
     expect(show.stdout).toMatch(/^ {2}destination +default: \.$/m);
     expect(show.stdout).toContain('source: cloned on the host into the cache before the sandbox starts');
     const json = await builder(['pipelines', 'show', 'split/dev', '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'split/dev', uses: ['split/paths'], inputs: [{ name: 'package', required: false }] });
+    expect(JSON.parse(json.stdout)).toMatchObject({ name: 'split/dev', uses: ['split/paths'], inputs: [{ name: 'package', required: false }, { name: 'prefix', default: 'usr' }] });
     const missing = await builder(['pipelines', 'show', 'nope/nothing']);
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain('no pipeline named "nope/nothing"');

@@ -107,7 +107,7 @@ pipeline:
     expect(configure!.script).toContain("--host='x86_64-pc-linux-gnu'");
     expect(configure!.script).toContain('--enable-x=1.10');
     expect(patch!.script).toContain("patch '-p1' '--fuzz=1'");
-    expect(plan.environment.packages).toEqual(['autoconf', 'automake', 'patch']);
+    expect(plan.environment.packages).toEqual(['autoconf', 'automake', 'libtool', 'patch']);
   });
 
   it('keeps with: values as their source text', async () => {

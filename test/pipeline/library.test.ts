@@ -10,13 +10,18 @@ import { useTempDirs } from '../helpers/tmp.ts';
 const tempDir = useTempDirs();
 const FIXTURE_PIPELINES = fileURLToPath(new URL('../fixtures/recipes/pipelines', import.meta.url));
 
-/** The built-in set the issue asks for (split/paths is the helper the split pipelines share). */
+/** melange's built-in set, and split/paths (the helper builder's split pipelines share). */
 const BUILTINS = [
-  'autoconf/configure', 'autoconf/make', 'autoconf/make-install', 'cargo/build', 'cmake/build', 'cmake/configure',
-  'cmake/install', 'fetch', 'git-am', 'git-checkout', 'go/build', 'go/install', 'meson/compile', 'meson/configure',
-  'meson/install', 'patch', 'perl/cleanup', 'perl/make', 'python/build', 'python/import', 'python/install',
-  'ruby/build', 'ruby/clean', 'ruby/install', 'split/alldocs', 'split/bin', 'split/debug', 'split/dev',
-  'split/infodir', 'split/lib', 'split/locales', 'split/manpages', 'split/paths', 'split/static', 'strip',
+  'R/build', 'autoconf/configure', 'autoconf/make', 'autoconf/make-install', 'cargo/build', 'cmake/build',
+  'cmake/configure', 'cmake/install', 'copy', 'fetch', 'git-am', 'git-checkout', 'go/build', 'go/build/v2',
+  'go/bump', 'go/covdata', 'go/deps', 'go/install', 'llvm/covreport', 'maven/configure-mirror', 'maven/pombump',
+  'meson/compile', 'meson/configure', 'meson/install', 'meson/test', 'move', 'npm/install', 'patch', 'pecl/install',
+  'pecl/phpize', 'perl/cleanup', 'perl/cpan-install', 'perl/make', 'php/composer-install', 'python/build',
+  'python/build-gpep517', 'python/build-wheel', 'python/import', 'python/install', 'python/pipinstall',
+  'python/test', 'ruby/build', 'ruby/clean', 'ruby/install', 'ruby/require', 'ruby/test', 'split/alldocs',
+  'split/bin', 'split/debug', 'split/dev', 'split/docs', 'split/infodir', 'split/lib', 'split/locales',
+  'split/manpages', 'split/paths', 'split/static', 'strip', 'xcover/ensure', 'xcover/profile', 'xcover/status',
+  'xcover/stop', 'xcover/wait',
 ];
 
 describe('the pipeline library', () => {

@@ -8,6 +8,7 @@ import { HostProvider } from '../../src/environment/host.ts';
 import type { BuildPlan } from '../../src/pipeline/plan.ts';
 import { DEFAULT_PATH } from '../../src/pipeline/plan.ts';
 import { BubblewrapRunner } from '../../src/runners/bubblewrap.ts';
+import type { Mount } from '../../src/runners/runner.ts';
 import { prepareSources } from '../../src/sources/prepare.ts';
 
 export interface RunResult {
@@ -44,7 +45,10 @@ export async function toolRuns(tool: string, args: string[]): Promise<boolean> {
   return (await execa(path, args, { reject: false, stdin: 'ignore' })).exitCode === 0;
 }
 
-export async function runPlan(plan: BuildPlan, options: { sourceDir: string; cacheDir: string; parent: string }): Promise<RunResult> {
+export async function runPlan(
+  plan: BuildPlan,
+  options: { sourceDir: string; cacheDir: string; parent: string; mounts?: Mount[] },
+): Promise<RunResult> {
   await prepareSources(plan, { cacheDir: options.cacheDir });
   const workspace = await createWorkspace({
     parent: options.parent,
@@ -63,7 +67,7 @@ export async function runPlan(plan: BuildPlan, options: { sourceDir: string; cac
       root,
       workspaceDir: workspace.dir,
       cacheDir: options.cacheDir,
-      mounts: [],
+      mounts: options.mounts ?? [],
       network: false,
       runAs: plan.environment.runAs,
       arch: plan.arch,
