@@ -48,10 +48,16 @@ export function compileRecipe(loaded: LoadedRecipe, options: CompileOptions): Bu
 const HEX_INPUTS: Record<string, number> = { 'expected-sha256': 64, 'expected-sha512': 128, 'expected-commit': 40 };
 const HEX = /^[0-9a-fA-F]+$/;
 
+/** A package the environment must have, and who asked for it (`file:line:col what`). */
+interface Need {
+  name: string;
+  origin: string;
+}
+
 /** What the steps of one package (or one test) produce besides their scripts. */
 interface Sink {
   steps: StepPlan[];
-  needs: string[];
+  needs: Need[];
   sources: SourcePlan[];
 }
 
@@ -154,7 +160,7 @@ class Compilation {
     const environment: EnvironmentPlan = {
       repositories: recipe.environment?.contents?.repositories ?? [],
       keyring: recipe.environment?.contents?.keyring ?? [],
-      packages: unique([...envPackages, ...sink.needs]),
+      ...packageList([...envPackages, ...sink.needs]),
       env,
       runAs,
       accounts,
@@ -221,17 +227,21 @@ class Compilation {
     });
   }
 
-  private environmentPackages(base: Scope): string[] {
-    const listed = (this.recipe.environment?.contents?.packages ?? []).map((p) =>
-      substitute(p, base, 'environment.contents.packages', this.problems),
-    );
-    let packages = listed;
+  private environmentPackages(base: Scope): Need[] {
+    let packages = this.listedPackages(this.recipe.environment?.contents?.packages, 'environment.contents.packages', base);
     for (const opt of this.buildOptions) {
-      const change = this.recipe.options?.[opt]?.environment?.contents?.packages;
+      const option = this.recipe.options?.[opt];
+      const change = option?.environment?.contents?.packages;
       const remove = new Set(change?.remove ?? []);
-      packages = [...packages.filter((p) => !remove.has(p)), ...(change?.add ?? [])];
+      const origin = `${formatLocation((change ?? option ?? this.recipe).loc)} options.${opt}.environment.contents.packages.add`;
+      packages = [...packages.filter((p) => !remove.has(p.name)), ...(change?.add ?? []).map((name) => ({ name, origin }))];
     }
-    return packages.filter((p) => p !== '');
+    return packages.filter((p) => p.name !== '');
+  }
+
+  /** `contents.packages` entries, substituted, each with the place it was written. */
+  private listedPackages(list: Sourced[] | undefined, path: string, scope: Scope): Need[] {
+    return (list ?? []).map((p) => ({ name: substitute(p, scope, path, this.problems), origin: `${formatLocation(p.loc)} ${path}` }));
   }
 
   private accounts(): AccountsPlan {
@@ -286,7 +296,8 @@ class Compilation {
         const name = substitute(sub.name!, scope, `${where}.name`, this.problems);
         out.push({ sub, path: where, scope: contextScope(scope, name, mainName), name, ...(loaderChecked ? { rawName: sub.name!.value } : {}) });
       };
-      if (!sub.range) {
+      // `range: ""` is no range, as in melange.
+      if (!sub.range || sub.range.value.trim() === '') {
         add(base, path, !sub.if);
         return;
       }
@@ -371,9 +382,22 @@ class Compilation {
       runtime: subst(deps?.runtime, 'runtime'),
       provides: subst(deps?.provides, 'provides'),
       replaces: subst(deps?.replaces, 'replaces'),
-      ...(deps?.['provider-priority'] !== undefined ? { providerPriority: deps['provider-priority'] } : {}),
-      ...(deps?.['replaces-priority'] !== undefined ? { replacesPriority: deps['replaces-priority'] } : {}),
+      ...optional('providerPriority', this.priority(deps?.['provider-priority'], scope, `${path}.provider-priority`)),
+      ...optional('replacesPriority', this.priority(deps?.['replaces-priority'], scope, `${path}.replaces-priority`)),
     };
+  }
+
+  /** A priority is a string in melange: substituted first, then it must be a whole number ("" is unset). */
+  private priority(raw: Sourced | undefined, scope: Scope, path: string): number | undefined {
+    if (!raw) return undefined;
+    const before = this.problems.list.length;
+    const text = substitute(raw, scope, path, this.problems).trim();
+    if (this.problems.list.length > before || text === '') return undefined;
+    if (/^\d+$/.test(text)) return Number(text);
+    const key = path.split('.').pop();
+    const from = text === raw.value.trim() ? `found "${text}"` : `"${raw.value.trim()}" gives "${text}"`;
+    this.problems.add(raw.loc, path, `${key} must be an integer, ${from}`);
+    return undefined;
   }
 
   private testPlan(test: TestConfig | undefined, path: string, scope: Scope, pkgName: string): { test?: TestPlan } {
@@ -383,16 +407,17 @@ class Compilation {
     for (const [k, v] of Object.entries(test.environment?.environment ?? {})) {
       env[k] = substitute(v, scope, `${path}.environment.environment.${k}`, this.problems);
     }
-    const listed = (test.environment?.contents?.packages ?? []).map((p) =>
-      substitute(p, scope, `${path}.environment.contents.packages`, this.problems),
-    );
+    const listed = this.listedPackages(test.environment?.contents?.packages, `${path}.environment.contents.packages`, scope);
+    const underTest = { name: pkgName, origin: `${formatLocation(test.loc)} ${path} (the package under test)` };
     this.compileSteps(test.pipeline ?? [], `${path}.pipeline`, rootFrame(scope), sink);
+    const { packages, origins } = packageList([...listed, underTest, ...sink.needs]);
     return {
       test: {
         environment: {
           repositories: test.environment?.contents?.repositories ?? [],
           keyring: test.environment?.contents?.keyring ?? [],
-          packages: unique([...listed, pkgName, ...sink.needs].filter((p) => p !== '')).sort(),
+          packages: packages.sort(),
+          origins,
           env,
         },
         steps: sink.steps,
@@ -426,7 +451,10 @@ class Compilation {
       // Steps written in the recipe are their own origin; steps of a definition keep the recipe's `uses:` line.
       origin: parent.label === undefined ? formatLocation((step.runs ?? step.uses ?? step).loc) : parent.origin,
     };
-    this.collectNeeds(step, path, frame.scope, sink);
+    // A step of the recipe asked for its own needs; a step of a definition for the recipe's `uses:` line.
+    this.collectNeeds(step, path, frame.scope, sink, (entry) =>
+      parent.label === undefined ? `${formatLocation(entry.loc)} ${path}.needs.packages` : `${parent.origin} uses: ${parent.uses} (needs.packages)`,
+    );
     if (step.uses) {
       this.compileUses(step, step.uses, path, frame, sink);
       return true;
@@ -479,7 +507,7 @@ class Compilation {
       inputs.set('source.path', src ? `${CACHE_MOUNT}/${src.cacheName}` : '');
     }
     const label = step.name
-      ? substitute(step.name, frame.scope, `${path}.name`, this.problems)
+      ? substitute(step.name, frame.scope, `${path}.name`, this.problems, isInputName)
       : frame.label === undefined
         ? name
         : `${frame.label} > ${name}`;
@@ -490,7 +518,7 @@ class Compilation {
       uses: frame.uses ? `${frame.uses} > ${name}` : name,
       stack: [...frame.stack, name],
     };
-    this.collectNeeds(def.config, defPath, scope, sink);
+    this.collectNeeds(def.config, defPath, scope, sink, () => `${frame.origin} uses: ${inner.uses} (needs.packages)`);
     if (def.config.runs) this.emit(def.config.runs, undefined, defPath, inner, sink);
     if (def.config.pipeline) {
       this.checkAssertions(def.config, defPath, this.compileSteps(def.config.pipeline, `${defPath}: pipeline`, inner, sink));
@@ -513,6 +541,8 @@ class Compilation {
     }
     for (const [key, input] of Object.entries(declared)) {
       let value = values.get(`inputs.${key}`) ?? '';
+      // A nested pipeline inherits the parent pipeline's resolved inputs (melange); its own `with` wins.
+      if (value === '' && !Object.hasOwn(given, key)) value = scope.get(`inputs.${key}`) ?? '';
       // An empty value takes the default, as in melange; defaults may use the caller's substitutions.
       if (value === '' && input.default) value = substitute(input.default, scope, `${defPath}: inputs.${key}.default`, this.problems);
       if (input.required && value === '') {
@@ -535,7 +565,7 @@ class Compilation {
 
   private emit(runs: Sourced, name: Sourced | undefined, path: string, frame: Frame, sink: Sink): void {
     const script = substitute(runs, frame.scope, `${path}.runs`, this.problems);
-    const own = name ? substitute(name, frame.scope, `${path}.name`, this.problems) : undefined;
+    const own = name ? substitute(name, frame.scope, `${path}.name`, this.problems, isInputName) : undefined;
     const display = frame.label === undefined ? (own ?? firstLine(script)) : own ? `${frame.label}: ${own}` : frame.label;
     sink.steps.push({
       name: display,
@@ -547,10 +577,10 @@ class Compilation {
     });
   }
 
-  private collectNeeds(step: PipelineStep, path: string, scope: Scope, sink: Sink): void {
+  private collectNeeds(step: PipelineStep, path: string, scope: Scope, sink: Sink, origin: (entry: Sourced) => string): void {
     for (const p of step.needs?.packages ?? []) {
       const name = substitute(p, scope, `${path}.needs.packages`, this.problems).trim();
-      if (name !== '' && !sink.needs.includes(name)) sink.needs.push(name);
+      if (name !== '') sink.needs.push({ name, origin: origin(p) });
     }
   }
 
@@ -579,6 +609,11 @@ class Compilation {
   }
 }
 
+/** Names a step's `name` may leave unsubstituted when undefined, as melange does. */
+function isInputName(name: string): boolean {
+  return name.startsWith('inputs.');
+}
+
 function rootFrame(scope: Scope): Frame {
   return { scope, workdir: WORKSPACE, env: {}, origin: '', stack: [] };
 }
@@ -594,6 +629,10 @@ function contextScope(base: Scope, name: string, mainName: string | undefined): 
     own.set('subpkg.name', name);
   }
   return layer(base, own);
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
 }
 
 function licensesOf(copyright: { license?: string }[] | undefined): string[] {
@@ -639,8 +678,16 @@ function oneLine(text: string): string {
   return t.length > 80 ? `${t.slice(0, 77)}...` : t;
 }
 
-function unique(items: string[]): string[] {
-  return [...new Set(items)];
+/** Package names in first-asked order, with every distinct origin of each. */
+function packageList(needs: Need[]): { packages: string[]; origins: Record<string, string[]> } {
+  const origins = new Map<string, string[]>();
+  for (const { name, origin } of needs) {
+    if (name === '') continue;
+    const list = origins.get(name);
+    if (!list) origins.set(name, [origin]);
+    else if (!list.includes(origin)) list.push(origin);
+  }
+  return { packages: [...origins.keys()], origins: Object.fromEntries(origins) };
 }
 
 function dedupe(problems: ConfigError['problems']): ConfigError['problems'] {
