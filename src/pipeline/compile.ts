@@ -6,7 +6,7 @@ import { type LoadedRecipe, PACKAGE_NAME } from '../config/load.ts';
 import type { Checks, Dependencies, PipelineStep, Recipe, Scriptlets, SubpackageConfig, TestConfig } from '../config/schema.ts';
 import { didYouMean } from '../config/suggest.ts';
 import { ConfigError, formatLocation, UsageError } from '../errors.ts';
-import { unknownLinterNames, validLinterNames } from '../lint/settings.ts';
+import { unimplementedLinterNames, unknownLinterNames, validLinterNames } from '../lint/settings.ts';
 import { type ArchInfo, archInfo, knownArches } from './arch.ts';
 import { ConditionSyntaxError, evaluateCondition } from './condition.ts';
 import { type PipelineDefinition, PipelineLibrary } from './library.ts';
@@ -90,6 +90,8 @@ class Compilation {
   private readonly arch: ArchInfo;
   private readonly library: PipelineLibrary;
   private readonly buildOptions: string[];
+  /** Linters `checks` names that builder does not implement → where the first of them was named. */
+  private readonly skippedLinters = new Map<string, string>();
 
   constructor(loaded: LoadedRecipe, arch: ArchInfo, library: PipelineLibrary, buildOptions: string[]) {
     this.recipe = loaded.recipe;
@@ -176,6 +178,7 @@ class Compilation {
       skippedPackages,
       targetArchitecture: pkg['target-architecture'] ?? [],
       buildOptions: [...this.buildOptions],
+      notices: [...this.skippedLinters].map(([n, where]) => `linter "${n}" is not implemented by builder, skipped (${where})`),
       ...(pkg.timeout !== undefined ? { timeout: pkg.timeout } : {}),
     };
   }
@@ -369,6 +372,9 @@ class Compilation {
     const enabled = checks?.enabled ?? [];
     const disabled = checks?.disabled ?? [];
     const unknown = unknownLinterNames([...enabled, ...disabled]);
+    for (const n of unimplementedLinterNames([...enabled, ...disabled])) {
+      if (checks && !this.skippedLinters.has(n)) this.skippedLinters.set(n, `${formatLocation(checks.loc)} ${path}`);
+    }
     if (checks && unknown.length > 0) {
       this.problems.add(checks.loc, path, `unknown linter ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${validLinterNames().join(', ')})`);
     }

@@ -169,6 +169,8 @@ export interface BuildPlan {
   targetArchitecture: string[];
   /** Enabled `options` (`--build-option`). */
   buildOptions: string[];
+  /** What the user should hear once before the build, e.g. linters `checks` names that builder skips. */
+  notices: string[];
   /** `package.timeout` in seconds, when set. */
   timeout?: number;
 }
