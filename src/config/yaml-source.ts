@@ -60,8 +60,7 @@ export function parseYaml(text: string, file: string): YNode {
     const p = lines.linePos(offset);
     return { file, line: p.line, col: p.col };
   };
-  CONTROL.lastIndex = 0;
-  if (CONTROL.test(text)) throw new ConfigError(controlCharacters(text, at));
+  if (text.search(CONTROL) >= 0) throw new ConfigError(controlCharacters(text, at));
   if (doc.errors.length > 0) {
     throw new ConfigError(
       doc.errors.map((e) => ({ location: at(e.pos[0]), path: '', message: escapeControls(cleanYamlMessage(e.message)) })),
