@@ -26,6 +26,7 @@ import {
 } from './plan.ts';
 import { layer, resolveName, type Scope, substitute } from './substitute.ts';
 import { compileSource } from './source-plan.ts';
+import { applyVarTransforms } from './var-transforms.ts';
 
 export interface CompileOptions {
   arch: string;
@@ -213,21 +214,8 @@ class Compilation {
       base.set(`options.${opt}.enabled`, 'true');
       for (const [k, v] of Object.entries(recipe.options?.[opt]?.vars ?? {})) base.set(`vars.${k}`, v);
     }
-    this.applyVarTransforms(base);
+    applyVarTransforms(this.recipe['var-transforms'] ?? [], base, this.problems);
     return base;
-  }
-
-  private applyVarTransforms(scope: Map<string, string>): void {
-    (this.recipe['var-transforms'] ?? []).forEach((t, i) => {
-      const path = `var-transforms[${i}]`;
-      const from = substitute(t.from!, scope, `${path}.from`, this.problems);
-      const re = goRegExp(t.match!.value);
-      if (typeof re === 'string') {
-        this.problems.add(t.match!.loc, `${path}.match`, `invalid regular expression "${t.match!.value}": ${re}`);
-        return;
-      }
-      scope.set(`vars.${t.to}`, from.replace(re, (...args: unknown[]) => expandGoTemplate(t.replace ?? '', args)));
-    });
   }
 
   private environmentPackages(base: Scope): Need[] {
@@ -703,45 +691,5 @@ function dedupe(problems: ConfigError['problems']): ConfigError['problems'] {
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
-  });
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Go regular expressions (var-transforms are written for Go's regexp package)
-
-/** A JavaScript RegExp for a Go (RE2) pattern, or the reason it is not valid. */
-function goRegExp(pattern: string): RegExp | string {
-  let flags = 'g';
-  let source = pattern;
-  const lead = /^\(\?([imsU]+)\)/.exec(source);
-  if (lead) {
-    if (lead[1]!.includes('U')) return 'the U (ungreedy) flag is not supported';
-    for (const f of lead[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
-    source = source.slice(lead[0].length);
-  }
-  source = source.replace(/\(\?P</g, '(?<');
-  try {
-    return new RegExp(source, flags);
-  } catch (err) {
-    return (err as Error).message.replace(/^Invalid regular expression: /, '');
-  }
-}
-
-/**
- * Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`. A name is the longest run of letters, digits
- * and underscores, so `$1x` is the (missing, hence empty) group named "1x", exactly as in Go.
- */
-function expandGoTemplate(template: string, args: unknown[]): string {
-  // replace() passes (match, g1..gn, offset, input[, groups])
-  const last = args[args.length - 1];
-  const hasGroups = typeof last === 'object' && last !== null;
-  const groups = (hasGroups ? last : undefined) as Record<string, string | undefined> | undefined;
-  const captures = args.slice(0, hasGroups ? -3 : -2) as (string | undefined)[];
-  return template.replace(/\$(\$|\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]+))/g, (whole, _all, braced?: string, bare?: string) => {
-    if (whole === '$$') return '$';
-    const name = braced ?? bare ?? '';
-    if (name === '') return whole;
-    if (/^\d+$/.test(name)) return captures[Number(name)] ?? '';
-    return groups?.[name] ?? '';
   });
 }
