@@ -5,8 +5,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRecipe } from '../../src/config/load.ts';
-import { ConfigError } from '../../src/errors.ts';
 import { compileRecipe, type CompileOptions } from '../../src/pipeline/compile.ts';
+import { recipeProblems } from '../helpers/recipe-problems.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
@@ -17,16 +17,7 @@ async function compile(text: string, options: Partial<CompileOptions> = {}) {
 }
 
 async function problems(text: string, options: Partial<CompileOptions> = {}): Promise<string[]> {
-  const file = await writeRecipe(await tempDir(), text);
-  try {
-    compileRecipe(await loadRecipe(file), { arch: 'x86_64', ...options });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    expect(err.message.split('\n')).toHaveLength(err.problems.length);
-    const sorted = [...err.problems].sort((a, b) => a.location.line - b.location.line || a.location.col - b.location.col);
-    return sorted.map((p) => `${p.location.line}:${p.location.col} ${p.path}: ${p.message}`);
-  }
-  throw new Error('expected the recipe to be rejected');
+  return recipeProblems(await tempDir(), text, options, { sorted: true });
 }
 
 /** A `--pipeline-dir` holding the given definitions (name → YAML). */
