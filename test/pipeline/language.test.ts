@@ -5,6 +5,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadRecipe } from '../../src/config/load.ts';
+import { lintSettings } from '../../src/lint/settings.ts';
 import { compileRecipe, type CompileOptions } from '../../src/pipeline/compile.ts';
 import { recipeProblems } from '../helpers/recipe-problems.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
@@ -273,6 +274,12 @@ subpackages:
       expect.stringMatching(/^linter "lddcheck" /),
       expect.stringMatching(/^linter "python\/docs" is not implemented by builder, skipped \(.*recipe\.yaml:7:13 subpackages\[0\]\.checks\)$/),
     ]);
+  });
+
+  it('linting skips the unimplemented names instead of refusing them', () => {
+    const settings = lintSettings({ disabled: ['sbom', 'strip'], enabled: ['lddcheck'] });
+    expect(settings.severities.get('strip')).toBe('warning');
+    expect(settings.severities.has('sbom')).toBe(false);
   });
 
   it('an unknown name is an error listing the valid ones', async () => {
