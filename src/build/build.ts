@@ -99,6 +99,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     });
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
+  for (const n of plan.notices) options.progress.note(n);
   for (const s of plan.skippedPackages) options.progress.note(`skipping subpackage ${s.name}: ${s.reason}`);
   if (!isArchTargeted(plan)) {
     options.progress.note(`skipping ${main.name}: package.target-architecture (${plan.targetArchitecture.join(', ')}) excludes ${plan.arch}`);

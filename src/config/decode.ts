@@ -2,12 +2,12 @@
 // instead of stopping at the first, so a user sees them all at once.
 import type { ConfigProblem, SourceLocation } from '../errors.ts';
 import { didYouMean } from './suggest.ts';
-import type { YMap, YNode } from './yaml-source.ts';
+import { escapeControls, type YMap, type YNode } from './yaml-source.ts';
 
 export class Problems {
   readonly list: ConfigProblem[] = [];
   add(location: SourceLocation, path: string, message: string): void {
-    this.list.push({ location, path, message });
+    this.list.push({ location, path: escapeControls(path), message: escapeControls(message) });
   }
 }
 

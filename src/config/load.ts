@@ -51,7 +51,7 @@ function checkRecipe(recipe: Recipe, problems: Problems): void {
     const name = sub.name?.value;
     // Ranged and substituted names are checked after expansion, and names under `if` only among the
     // subpackages that are built (two subpackages may share a name under opposite conditions).
-    if (!name || sub.range || sub.if) return;
+    if (!name || (sub.range && sub.range.value.trim() !== '') || sub.if) return;
     if (!name.includes('${{') && !PACKAGE_NAME.test(name)) {
       problems.add(sub.name!.loc, `${path}.name`, `invalid package name "${name}"`);
     }

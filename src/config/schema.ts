@@ -25,8 +25,9 @@ const dependencies = obj({
   runtime: list(sourced),
   provides: list(sourced),
   replaces: list(sourced),
-  'provider-priority': int,
-  'replaces-priority': int,
+  // Strings in melange: substituted first (`${{range.value}}`), then checked to be integers by the compiler.
+  'provider-priority': sourced,
+  'replaces-priority': sourced,
 });
 const packageOptions = obj({ 'no-provides': bool, 'no-depends': bool, 'no-commands': bool, 'no-versioned-shlib-deps': bool });
 const scriptlets = obj({

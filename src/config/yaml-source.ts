@@ -30,6 +30,28 @@ export type YNode = YScalar | YMap | YSeq;
 
 const NULLS = new Set(['', '~', 'null', 'Null', 'NULL']);
 
+// What YAML calls non-printable (and Go's YAML refuses): C0 controls but tab, LF and CR; DEL; C1 but NEL.
+const CONTROL = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x84\x86-\x9F\uFFFE\uFFFF]/g;
+const UNPRINTABLE = /[\x00-\x08\x0A-\x1F\x7F-\x9F\uFFFE\uFFFF]/g;
+
+/** `text` with control characters written as escapes (`\u0000`, `\n`), so a message stays one clean line. */
+export function escapeControls(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => (c === '\n' ? '\\n' : c === '\r' ? '\\r' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+/** Raw control characters in the text, one problem per line that has any (as Go's YAML, which refuses them). */
+function controlCharacters(text: string, at: (offset: number) => SourceLocation): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  let lastLine = -1;
+  for (const m of text.matchAll(CONTROL)) {
+    const location = at(m.index);
+    if (location.line === lastLine) continue;
+    lastLine = location.line;
+    problems.push({ location, path: '', message: `control character ${escapeControls(m[0])} is not allowed in YAML` });
+  }
+  return problems;
+}
+
 /** Parse YAML text into located nodes. Throws ConfigError with every syntax problem found. */
 export function parseYaml(text: string, file: string): YNode {
   const lines = new LineCounter();
@@ -38,9 +60,10 @@ export function parseYaml(text: string, file: string): YNode {
     const p = lines.linePos(offset);
     return { file, line: p.line, col: p.col };
   };
+  if (text.search(CONTROL) >= 0) throw new ConfigError(controlCharacters(text, at));
   if (doc.errors.length > 0) {
     throw new ConfigError(
-      doc.errors.map((e) => ({ location: at(e.pos[0]), path: '', message: cleanYamlMessage(e.message) })),
+      doc.errors.map((e) => ({ location: at(e.pos[0]), path: '', message: escapeControls(cleanYamlMessage(e.message)) })),
     );
   }
   const problems: ConfigProblem[] = [];
@@ -56,6 +79,8 @@ export function parseYaml(text: string, file: string): YNode {
       const raw = node.value;
       const value = typeof raw === 'string' ? raw : raw == null ? null : String(raw);
       const isPlain = node.type === 'PLAIN' || node.type === undefined;
+      // A NUL written as an escape ("\0") passes the YAML reader, but no key, argument or script can hold it.
+      if (value?.includes('\0')) problems.push({ location: at(start), path: '', message: `"${escapeControls(value)}" contains a NUL character` });
       return { kind: 'scalar', value: isPlain && value !== null && NULLS.has(value) ? null : value, loc: at(start) };
     }
     if (isSeq(node)) {

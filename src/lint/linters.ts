@@ -306,6 +306,25 @@ export const LINTERS: readonly Linter[] = [
 
 export const LINTER_NAMES: readonly string[] = LINTERS.map((l) => l.name);
 
+/**
+ * melange's linters (pkg/linter) that builder does not implement: a recipe's `checks` may name them; the
+ * compiler reports each once as not implemented, and linting skips them.
+ */
+export const UNIMPLEMENTED_LINTERS: readonly string[] = [
+  'cudaruntimelib',
+  'dll',
+  'documentation',
+  'dylib',
+  'lddcheck',
+  'noarch',
+  'nonlinux',
+  'python/docs',
+  'python/multiple',
+  'python/test',
+  'sbom',
+  'unsupportedarch',
+];
+
 /** Other names recipes use for the same linters. */
 export const LINTER_ALIASES: Readonly<Record<string, string>> = { 'la-files': 'libtool', lafiles: 'libtool' };
 

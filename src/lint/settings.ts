@@ -2,7 +2,7 @@
 // the linter's default, then the recipe's `checks.disabled` (downgraded to a warning), then the command
 // line's `--lint-warn` (warning) and `--lint-require` (error).
 import { BuilderError, UsageError } from '../errors.ts';
-import { findLinter, LINTER_ALIASES, LINTER_NAMES, LINTERS, type Severity } from './linters.ts';
+import { findLinter, LINTER_ALIASES, LINTER_NAMES, LINTERS, type Severity, UNIMPLEMENTED_LINTERS } from './linters.ts';
 
 export interface LintSettingsInput {
   /** The recipe's `package.checks.disabled` (or the subpackage's). */
@@ -34,11 +34,17 @@ export class UnknownLinterError extends BuilderError {
 
 /** Unknown linter names among `names`: for callers that report them with their own location. */
 export function unknownLinterNames(names: readonly string[]): string[] {
-  return names.filter((n) => findLinter(n) === undefined);
+  return names.filter((n) => findLinter(n) === undefined && !UNIMPLEMENTED_LINTERS.includes(n));
 }
 
+/** Names among `names` that melange knows but builder does not implement (they are skipped). */
+export function unimplementedLinterNames(names: readonly string[]): string[] {
+  return names.filter((n) => UNIMPLEMENTED_LINTERS.includes(n));
+}
+
+/** Every name `checks` and the lint flags accept: builder's linters, their aliases and melange's others. */
 export function validLinterNames(): string[] {
-  return [...LINTER_NAMES, ...Object.keys(LINTER_ALIASES)].sort();
+  return [...LINTER_NAMES, ...Object.keys(LINTER_ALIASES), ...UNIMPLEMENTED_LINTERS].sort();
 }
 
 function canonical(names: readonly string[] | undefined, where: string): string[] {
@@ -49,7 +55,7 @@ function canonical(names: readonly string[] | undefined, where: string): string[
     const err = new UnknownLinterError(unknown, where);
     throw where.startsWith('--') ? new UsageError(err.message) : err;
   }
-  return list.map((n) => findLinter(n)?.name ?? n);
+  return list.filter((n) => !UNIMPLEMENTED_LINTERS.includes(n)).map((n) => findLinter(n)?.name ?? n);
 }
 
 export function lintSettings(input: LintSettingsInput = {}): LintSettings {

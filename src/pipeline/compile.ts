@@ -7,7 +7,7 @@ import { DEFAULT_RUN_AS, resolveRunAs } from '../config/run-as.ts';
 import type { Checks, Dependencies, PipelineStep, Recipe, Scriptlets, SubpackageConfig, TestConfig } from '../config/schema.ts';
 import { didYouMean } from '../config/suggest.ts';
 import { ConfigError, formatLocation, UsageError } from '../errors.ts';
-import { unknownLinterNames, validLinterNames } from '../lint/settings.ts';
+import { unimplementedLinterNames, unknownLinterNames, validLinterNames } from '../lint/settings.ts';
 import { type ArchInfo, archInfo, knownArches } from './arch.ts';
 import { ConditionSyntaxError, evaluateCondition } from './condition.ts';
 import { type PipelineDefinition, PipelineLibrary } from './library.ts';
@@ -27,6 +27,7 @@ import {
 } from './plan.ts';
 import { layer, resolveName, type Scope, substitute } from './substitute.ts';
 import { compileSource } from './source-plan.ts';
+import { applyVarTransforms } from './var-transforms.ts';
 
 export interface CompileOptions {
   arch: string;
@@ -49,10 +50,16 @@ export function compileRecipe(loaded: LoadedRecipe, options: CompileOptions): Bu
 const HEX_INPUTS: Record<string, number> = { 'expected-sha256': 64, 'expected-sha512': 128, 'expected-commit': 40 };
 const HEX = /^[0-9a-fA-F]+$/;
 
+/** A package the environment must have, and who asked for it (`file:line:col what`). */
+interface Need {
+  name: string;
+  origin: string;
+}
+
 /** What the steps of one package (or one test) produce besides their scripts. */
 interface Sink {
   steps: StepPlan[];
-  needs: string[];
+  needs: Need[];
   sources: SourcePlan[];
 }
 
@@ -85,6 +92,8 @@ class Compilation {
   private readonly arch: ArchInfo;
   private readonly library: PipelineLibrary;
   private readonly buildOptions: string[];
+  /** Linters `checks` names that builder does not implement → where the first of them was named. */
+  private readonly skippedLinters = new Map<string, string>();
 
   constructor(loaded: LoadedRecipe, arch: ArchInfo, library: PipelineLibrary, buildOptions: string[]) {
     this.recipe = loaded.recipe;
@@ -155,7 +164,7 @@ class Compilation {
     const environment: EnvironmentPlan = {
       repositories: recipe.environment?.contents?.repositories ?? [],
       keyring: recipe.environment?.contents?.keyring ?? [],
-      packages: unique([...envPackages, ...sink.needs]),
+      ...packageList([...envPackages, ...sink.needs]),
       env,
       runAs,
       accounts,
@@ -171,6 +180,7 @@ class Compilation {
       skippedPackages,
       targetArchitecture: pkg['target-architecture'] ?? [],
       buildOptions: [...this.buildOptions],
+      notices: [...this.skippedLinters].map(([n, where]) => `linter "${n}" is not implemented by builder, skipped (${where})`),
       ...(pkg.timeout !== undefined ? { timeout: pkg.timeout } : {}),
     };
   }
@@ -205,34 +215,25 @@ class Compilation {
       base.set(`options.${opt}.enabled`, 'true');
       for (const [k, v] of Object.entries(recipe.options?.[opt]?.vars ?? {})) base.set(`vars.${k}`, v);
     }
-    this.applyVarTransforms(base);
+    applyVarTransforms(this.recipe['var-transforms'] ?? [], base, this.problems);
     return base;
   }
 
-  private applyVarTransforms(scope: Map<string, string>): void {
-    (this.recipe['var-transforms'] ?? []).forEach((t, i) => {
-      const path = `var-transforms[${i}]`;
-      const from = substitute(t.from!, scope, `${path}.from`, this.problems);
-      const re = goRegExp(t.match!.value);
-      if (typeof re === 'string') {
-        this.problems.add(t.match!.loc, `${path}.match`, `invalid regular expression "${t.match!.value}": ${re}`);
-        return;
-      }
-      scope.set(`vars.${t.to}`, from.replace(re, (...args: unknown[]) => expandGoTemplate(t.replace ?? '', args)));
-    });
+  private environmentPackages(base: Scope): Need[] {
+    let packages = this.listedPackages(this.recipe.environment?.contents?.packages, 'environment.contents.packages', base);
+    for (const opt of this.buildOptions) {
+      const option = this.recipe.options?.[opt];
+      const change = option?.environment?.contents?.packages;
+      const remove = new Set(change?.remove ?? []);
+      const origin = `${formatLocation((change ?? option ?? this.recipe).loc)} options.${opt}.environment.contents.packages.add`;
+      packages = [...packages.filter((p) => !remove.has(p.name)), ...(change?.add ?? []).map((name) => ({ name, origin }))];
+    }
+    return packages.filter((p) => p.name !== '');
   }
 
-  private environmentPackages(base: Scope): string[] {
-    const listed = (this.recipe.environment?.contents?.packages ?? []).map((p) =>
-      substitute(p, base, 'environment.contents.packages', this.problems),
-    );
-    let packages = listed;
-    for (const opt of this.buildOptions) {
-      const change = this.recipe.options?.[opt]?.environment?.contents?.packages;
-      const remove = new Set(change?.remove ?? []);
-      packages = [...packages.filter((p) => !remove.has(p)), ...(change?.add ?? [])];
-    }
-    return packages.filter((p) => p !== '');
+  /** `contents.packages` entries, substituted, each with the place it was written. */
+  private listedPackages(list: Sourced[] | undefined, path: string, scope: Scope): Need[] {
+    return (list ?? []).map((p) => ({ name: substitute(p, scope, path, this.problems), origin: `${formatLocation(p.loc)} ${path}` }));
   }
 
   private accounts(): AccountsPlan {
@@ -280,7 +281,8 @@ class Compilation {
         const name = substitute(sub.name!, scope, `${where}.name`, this.problems);
         out.push({ sub, path: where, scope: contextScope(scope, name, mainName), name, ...(loaderChecked ? { rawName: sub.name!.value } : {}) });
       };
-      if (!sub.range) {
+      // `range: ""` is no range, as in melange.
+      if (!sub.range || sub.range.value.trim() === '') {
         add(base, path, !sub.if);
         return;
       }
@@ -352,6 +354,9 @@ class Compilation {
     const enabled = checks?.enabled ?? [];
     const disabled = checks?.disabled ?? [];
     const unknown = unknownLinterNames([...enabled, ...disabled]);
+    for (const n of unimplementedLinterNames([...enabled, ...disabled])) {
+      if (checks && !this.skippedLinters.has(n)) this.skippedLinters.set(n, `${formatLocation(checks.loc)} ${path}`);
+    }
     if (checks && unknown.length > 0) {
       this.problems.add(checks.loc, path, `unknown linter ${unknown.map((n) => `"${n}"`).join(', ')} (valid: ${validLinterNames().join(', ')})`);
     }
@@ -365,9 +370,22 @@ class Compilation {
       runtime: subst(deps?.runtime, 'runtime'),
       provides: subst(deps?.provides, 'provides'),
       replaces: subst(deps?.replaces, 'replaces'),
-      ...(deps?.['provider-priority'] !== undefined ? { providerPriority: deps['provider-priority'] } : {}),
-      ...(deps?.['replaces-priority'] !== undefined ? { replacesPriority: deps['replaces-priority'] } : {}),
+      ...optional('providerPriority', this.priority(deps?.['provider-priority'], scope, `${path}.provider-priority`)),
+      ...optional('replacesPriority', this.priority(deps?.['replaces-priority'], scope, `${path}.replaces-priority`)),
     };
+  }
+
+  /** A priority is a string in melange: substituted first, then it must be a whole number ("" is unset). */
+  private priority(raw: Sourced | undefined, scope: Scope, path: string): number | undefined {
+    if (!raw) return undefined;
+    const before = this.problems.list.length;
+    const text = substitute(raw, scope, path, this.problems).trim();
+    if (this.problems.list.length > before || text === '') return undefined;
+    if (/^\d+$/.test(text)) return Number(text);
+    const key = path.split('.').pop();
+    const from = text === raw.value.trim() ? `found "${text}"` : `"${raw.value.trim()}" gives "${text}"`;
+    this.problems.add(raw.loc, path, `${key} must be an integer, ${from}`);
+    return undefined;
   }
 
   private testPlan(test: TestConfig | undefined, path: string, scope: Scope, pkgName: string): { test?: TestPlan } {
@@ -377,16 +395,17 @@ class Compilation {
     for (const [k, v] of Object.entries(test.environment?.environment ?? {})) {
       env[k] = substitute(v, scope, `${path}.environment.environment.${k}`, this.problems);
     }
-    const listed = (test.environment?.contents?.packages ?? []).map((p) =>
-      substitute(p, scope, `${path}.environment.contents.packages`, this.problems),
-    );
+    const listed = this.listedPackages(test.environment?.contents?.packages, `${path}.environment.contents.packages`, scope);
+    const underTest = { name: pkgName, origin: `${formatLocation(test.loc)} ${path} (the package under test)` };
     this.compileSteps(test.pipeline ?? [], `${path}.pipeline`, rootFrame(scope), sink);
+    const { packages, origins } = packageList([...listed, underTest, ...sink.needs]);
     return {
       test: {
         environment: {
           repositories: test.environment?.contents?.repositories ?? [],
           keyring: test.environment?.contents?.keyring ?? [],
-          packages: unique([...listed, pkgName, ...sink.needs].filter((p) => p !== '')).sort(),
+          packages: packages.sort(),
+          origins,
           env,
         },
         steps: sink.steps,
@@ -420,7 +439,10 @@ class Compilation {
       // Steps written in the recipe are their own origin; steps of a definition keep the recipe's `uses:` line.
       origin: parent.label === undefined ? formatLocation((step.runs ?? step.uses ?? step).loc) : parent.origin,
     };
-    this.collectNeeds(step, path, frame.scope, sink);
+    // A step of the recipe asked for its own needs; a step of a definition for the recipe's `uses:` line.
+    this.collectNeeds(step, path, frame.scope, sink, (entry) =>
+      parent.label === undefined ? `${formatLocation(entry.loc)} ${path}.needs.packages` : `${parent.origin} uses: ${parent.uses} (needs.packages)`,
+    );
     if (step.uses) {
       this.compileUses(step, step.uses, path, frame, sink);
       return true;
@@ -473,7 +495,7 @@ class Compilation {
       inputs.set('source.path', src ? `${CACHE_MOUNT}/${src.cacheName}` : '');
     }
     const label = step.name
-      ? substitute(step.name, frame.scope, `${path}.name`, this.problems)
+      ? substitute(step.name, frame.scope, `${path}.name`, this.problems, isInputName)
       : frame.label === undefined
         ? name
         : `${frame.label} > ${name}`;
@@ -484,7 +506,7 @@ class Compilation {
       uses: frame.uses ? `${frame.uses} > ${name}` : name,
       stack: [...frame.stack, name],
     };
-    this.collectNeeds(def.config, defPath, scope, sink);
+    this.collectNeeds(def.config, defPath, scope, sink, () => `${frame.origin} uses: ${inner.uses} (needs.packages)`);
     if (def.config.runs) this.emit(def.config.runs, undefined, defPath, inner, sink);
     if (def.config.pipeline) {
       this.checkAssertions(def.config, defPath, this.compileSteps(def.config.pipeline, `${defPath}: pipeline`, inner, sink));
@@ -507,6 +529,8 @@ class Compilation {
     }
     for (const [key, input] of Object.entries(declared)) {
       let value = values.get(`inputs.${key}`) ?? '';
+      // A nested pipeline inherits the parent pipeline's resolved inputs (melange); its own `with` wins.
+      if (value === '' && !Object.hasOwn(given, key)) value = scope.get(`inputs.${key}`) ?? '';
       // An empty value takes the default, as in melange; defaults may use the caller's substitutions.
       if (value === '' && input.default) value = substitute(input.default, scope, `${defPath}: inputs.${key}.default`, this.problems);
       if (input.required && value === '') {
@@ -529,7 +553,7 @@ class Compilation {
 
   private emit(runs: Sourced, name: Sourced | undefined, path: string, frame: Frame, sink: Sink): void {
     const script = substitute(runs, frame.scope, `${path}.runs`, this.problems);
-    const own = name ? substitute(name, frame.scope, `${path}.name`, this.problems) : undefined;
+    const own = name ? substitute(name, frame.scope, `${path}.name`, this.problems, isInputName) : undefined;
     const display = frame.label === undefined ? (own ?? firstLine(script)) : own ? `${frame.label}: ${own}` : frame.label;
     sink.steps.push({
       name: display,
@@ -541,10 +565,10 @@ class Compilation {
     });
   }
 
-  private collectNeeds(step: PipelineStep, path: string, scope: Scope, sink: Sink): void {
+  private collectNeeds(step: PipelineStep, path: string, scope: Scope, sink: Sink, origin: (entry: Sourced) => string): void {
     for (const p of step.needs?.packages ?? []) {
       const name = substitute(p, scope, `${path}.needs.packages`, this.problems).trim();
-      if (name !== '' && !sink.needs.includes(name)) sink.needs.push(name);
+      if (name !== '') sink.needs.push({ name, origin: origin(p) });
     }
   }
 
@@ -573,6 +597,11 @@ class Compilation {
   }
 }
 
+/** Names a step's `name` may leave unsubstituted when undefined, as melange does. */
+function isInputName(name: string): boolean {
+  return name.startsWith('inputs.');
+}
+
 function rootFrame(scope: Scope): Frame {
   return { scope, workdir: WORKSPACE, env: {}, origin: '', stack: [] };
 }
@@ -588,6 +617,10 @@ function contextScope(base: Scope, name: string, mainName: string | undefined): 
     own.set('subpkg.name', name);
   }
   return layer(base, own);
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [k in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [k in K]?: V };
 }
 
 function licensesOf(copyright: { license?: string }[] | undefined): string[] {
@@ -633,8 +666,16 @@ function oneLine(text: string): string {
   return t.length > 80 ? `${t.slice(0, 77)}...` : t;
 }
 
-function unique(items: string[]): string[] {
-  return [...new Set(items)];
+/** Package names in first-asked order, with every distinct origin of each. */
+function packageList(needs: Need[]): { packages: string[]; origins: Record<string, string[]> } {
+  const origins = new Map<string, string[]>();
+  for (const { name, origin } of needs) {
+    if (name === '') continue;
+    const list = origins.get(name);
+    if (!list) origins.set(name, [origin]);
+    else if (!list.includes(origin)) list.push(origin);
+  }
+  return { packages: [...origins.keys()], origins: Object.fromEntries(origins) };
 }
 
 function dedupe(problems: ConfigError['problems']): ConfigError['problems'] {
@@ -644,45 +685,5 @@ function dedupe(problems: ConfigError['problems']): ConfigError['problems'] {
     if (seen.has(key)) return false;
     seen.add(key);
     return true;
-  });
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Go regular expressions (var-transforms are written for Go's regexp package)
-
-/** A JavaScript RegExp for a Go (RE2) pattern, or the reason it is not valid. */
-function goRegExp(pattern: string): RegExp | string {
-  let flags = 'g';
-  let source = pattern;
-  const lead = /^\(\?([imsU]+)\)/.exec(source);
-  if (lead) {
-    if (lead[1]!.includes('U')) return 'the U (ungreedy) flag is not supported';
-    for (const f of lead[1]!) if (f !== 'U' && !flags.includes(f)) flags += f;
-    source = source.slice(lead[0].length);
-  }
-  source = source.replace(/\(\?P</g, '(?<');
-  try {
-    return new RegExp(source, flags);
-  } catch (err) {
-    return (err as Error).message.replace(/^Invalid regular expression: /, '');
-  }
-}
-
-/**
- * Go's Regexp.Expand: `$1`, `${1}`, `$name`, `${name}` and `$$`. A name is the longest run of letters, digits
- * and underscores, so `$1x` is the (missing, hence empty) group named "1x", exactly as in Go.
- */
-function expandGoTemplate(template: string, args: unknown[]): string {
-  // replace() passes (match, g1..gn, offset, input[, groups])
-  const last = args[args.length - 1];
-  const hasGroups = typeof last === 'object' && last !== null;
-  const groups = (hasGroups ? last : undefined) as Record<string, string | undefined> | undefined;
-  const captures = args.slice(0, hasGroups ? -3 : -2) as (string | undefined)[];
-  return template.replace(/\$(\$|\{([A-Za-z0-9_]*)\}|([A-Za-z0-9_]+))/g, (whole, _all, braced?: string, bare?: string) => {
-    if (whole === '$$') return '$';
-    const name = braced ?? bare ?? '';
-    if (name === '') return whole;
-    if (/^\d+$/.test(name)) return captures[Number(name)] ?? '';
-    return groups?.[name] ?? '';
   });
 }

@@ -99,6 +99,8 @@ export interface TestPlan {
     keyring: string[];
     /** The test environment's packages, the package under test and what the test pipelines need; sorted. */
     packages: string[];
+    /** For each name in `packages`: who asked for it (`recipe.yaml:30:9 uses: git-checkout (needs.packages)`). */
+    origins: Record<string, string[]>;
     env: Record<string, string>;
   };
   steps: StepPlan[];
@@ -139,6 +141,11 @@ export interface EnvironmentPlan {
   keyring: string[];
   /** `environment.contents.packages`, build options applied, then every `needs.packages` of the steps. */
   packages: string[];
+  /**
+   * For each name in `packages`: who asked for it, `file:line:col` and what, e.g.
+   * `recipe.yaml:12:7 environment.contents.packages` or `recipe.yaml:30:9 uses: git-checkout (needs.packages)`.
+   */
+  origins: Record<string, string[]>;
   /** Base environment of every step (recipe `environment.environment` over the defaults). */
   env: Record<string, string>;
   runAs: { uid: number; gid: number };
@@ -162,6 +169,8 @@ export interface BuildPlan {
   targetArchitecture: string[];
   /** Enabled `options` (`--build-option`). */
   buildOptions: string[];
+  /** What the user should hear once before the build, e.g. linters `checks` names that builder skips. */
+  notices: string[];
   /** `package.timeout` in seconds, when set. */
   timeout?: number;
 }

@@ -1,7 +1,9 @@
 // `${{ name }}` substitution. Unknown names are collected as problems at the place they were written.
 import type { Problems, Sourced } from '../config/decode.ts';
+import { ConditionSyntaxError, evaluateExpression } from './condition.ts';
 
 const PATTERN = /\$\{\{\s*([^{}]*?)\s*\}\}/g;
+const NAME = /^[A-Za-z0-9._-]+$/;
 
 /** Names visible to a substitution; nested scopes layer over their parent (see `layer`). */
 export interface Scope {
@@ -41,11 +43,37 @@ function resolve(name: string, scope: Scope, text: Sourced, path: string, proble
   }
   let failed = false;
   const out = value.replace(PATTERN, (whole, inner: string) => {
-    const v = resolve(inner, scope, text, path, problems, [...expanding, name]);
+    const v = NAME.test(inner)
+      ? resolve(inner, scope, text, path, problems, [...expanding, name])
+      : expression(inner, whole, (n) => resolve(n, scope, text, path, problems, [...expanding, name]), text, path, problems);
     if (v === undefined) failed = true;
     return v ?? whole;
   });
   return failed ? undefined : out;
+}
+
+/** A `${{ … }}` holding an expression rather than a name; undefined (with a problem) when it is malformed. */
+function expression(
+  inner: string,
+  whole: string,
+  lookup: (name: string) => string | undefined,
+  text: Sourced,
+  path: string,
+  problems: Problems,
+): string | undefined {
+  let failed = false;
+  try {
+    const v = evaluateExpression(inner, (n) => {
+      const found = lookup(n);
+      if (found === undefined) failed = true;
+      return found;
+    });
+    return failed ? undefined : v;
+  } catch (err) {
+    if (!(err instanceof ConditionSyntaxError)) throw err;
+    problems.add(text.loc, path, `invalid expression "${whole}": ${err.message}`);
+    return undefined;
+  }
 }
 
 function hint(name: string): string {
@@ -55,10 +83,20 @@ function hint(name: string): string {
   return '';
 }
 
-/** Replace every `${{ name }}` in `text`; unknown names are reported and left as written. */
-export function substitute(text: Sourced, scope: Scope, path: string, problems: Problems): string {
+/**
+ * Replace every `${{ name }}` and `${{ expression }}` in `text`; unknown names are reported and left as
+ * written, except names `keep` accepts, which are left as written silently (melange leaves an undefined
+ * `${{inputs.X}}` in a step's name).
+ */
+export function substitute(text: Sourced, scope: Scope, path: string, problems: Problems, keep?: (name: string) => boolean): string {
   if (!text.value.includes('${{')) return text.value;
-  return text.value.replace(PATTERN, (whole, name: string) => resolveName(name, scope, text, path, problems) ?? whole);
+  return text.value.replace(PATTERN, (whole, inner: string) => {
+    if (NAME.test(inner)) {
+      if (keep && scope.get(inner) === undefined && keep(inner)) return whole;
+      return resolveName(inner, scope, text, path, problems) ?? whole;
+    }
+    return expression(inner, whole, (n) => resolveName(n, scope, text, path, problems), text, path, problems) ?? whole;
+  });
 }
 
 export function hasSubstitution(text: string): boolean {

@@ -6,24 +6,14 @@ import { describe, expect, it } from 'vitest';
 import { loadRecipe } from '../../src/config/load.ts';
 import { ConfigError, UsageError } from '../../src/errors.ts';
 import { compileRecipe, type CompileOptions } from '../../src/pipeline/compile.ts';
+import { recipeProblems } from '../helpers/recipe-problems.ts';
 import { useTempDirs, writeRecipe } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
 
 /** Compile (or load) a recipe and return its problems as `line:col path: message`. */
 async function problems(text: string, options: Partial<CompileOptions> = {}): Promise<string[]> {
-  const file = await writeRecipe(await tempDir(), text);
-  try {
-    compileRecipe(await loadRecipe(file), { arch: 'x86_64', ...options });
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    for (const p of err.problems) expect(p.location.file === file || p.location.file.includes('.yaml')).toBe(true);
-    // The CLI prints the message as is: one line per problem, never a stack trace.
-    expect(err.message.split('\n')).toHaveLength(err.problems.length);
-    expect(err.message).not.toMatch(/\n\s+at /);
-    return err.problems.map((p) => `${p.location.line}:${p.location.col} ${p.path}: ${p.message}`);
-  }
-  throw new Error('expected the recipe to be rejected');
+  return recipeProblems(await tempDir(), text, options);
 }
 
 const PKG = 'package: {name: x, version: "1"}\n';
