@@ -96,7 +96,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--cpu <n>', 'qemu runner: vCPUs (default: package.resources.cpu, capped to the host)')
     .option('--cpumodel <model>', 'qemu runner: CPU model given to qemu -cpu (default: host with KVM, max with TCG)')
     .option('--memory <size>', 'qemu runner: memory, e.g. 2G (default: package.resources.memory, capped to the host)')
-    .option('--disk <size>', 'qemu runner: size of the guest disk, e.g. 20G (default: package.resources.disk)')
+    .option('--disk <size>', 'melange: guest disk size (not supported yet: refused; the root disk is sized to its contents)')
     .option('--kernel <file>', 'qemu runner: guest kernel image (else QEMU_KERNEL_IMAGE, else the newest /boot/vmlinuz-*)')
     .option('--kernel-modules <dir>', 'qemu runner: modules for that kernel (else QEMU_KERNEL_MODULES, else /lib/modules/<release>)')
     .option('--initramfs <file>', 'qemu runner: base initramfs (else QEMU_BASE_INITRAMFS, else built and cached on first use)')
@@ -119,6 +119,7 @@ export interface RunFlags {
 }
 
 export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) => void): Promise<RunFlags> {
+  if (flags.disk !== undefined) throw new UsageError('--disk: not supported by builder yet (the qemu runner sizes the root disk to its contents)');
   if (flags.interactive) note('--interactive: an interactive shell on failure is not delivered yet; the run goes on without it');
   const timeoutSeconds = flags.timeout === undefined ? undefined : parseDuration('--timeout', flags.timeout);
   if (flags.cacheSource) await preloadCache(flags.cacheSource, flags.cacheDir);
@@ -182,6 +183,7 @@ export async function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): Pr
         machine: flags.machine,
         cpu: flags.cpu,
         memory: flags.memory,
+        ...(flags.cpumodel ? { cpuModel: flags.cpumodel } : {}),
         bootTimeoutMs: bootSeconds * 1000,
         debug: flags.debug,
         signal,

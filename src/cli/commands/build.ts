@@ -27,6 +27,8 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
       const network = networkPolicyFromFlags(flags);
       const progress = chooseRenderer();
       const run = await resolveRunFlags(flags, (l) => progress.note(l));
+      // --log-level warn/error: only problems are printed.
+      const say = run.verbose ? (line: string) => progress.note(line) : () => undefined;
       for (const arch of run.archs) checkArchRunnable(arch);
       const lintRequire = flags.failOnLintWarning ? [...flags.lintRequire, ...LINTERS.map((l) => l.name).filter((n) => !flags.lintWarn.includes(n))] : flags.lintRequire;
       await withInterrupt(async (signal) => {
@@ -64,10 +66,10 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
                 signal,
               });
               await writeLogs(flags, result);
-              for (const p of result.packages) progress.note(`built ${p.path}`);
-              if (result.indexPath) progress.note(`index ${result.indexPath}`);
-              for (const line of result.observability?.summary ?? []) progress.note(line);
-              if (result.workspace) progress.note(`workspace kept at ${result.workspace}`);
+              for (const p of result.packages) say(`built ${p.path}`);
+              if (result.indexPath) say(`index ${result.indexPath}`);
+              for (const line of result.observability?.summary ?? []) say(line);
+              if (result.workspace) say(`workspace kept at ${result.workspace}`);
             } catch (err) {
               if (err instanceof BuildFailedError && err.workspace) {
                 err.details.push(`workspace kept at ${err.workspace} (full log: ${err.workspace}/build.log)`);

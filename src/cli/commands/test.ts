@@ -35,6 +35,8 @@ ${ROOTS_HELP}`,
     .action(async (recipe: string, targets: string[], flags: TestFlags) => {
       const progress = chooseRenderer();
       const run = await resolveRunFlags(flags, (l) => progress.note(l));
+      // --log-level warn/error: only problems are printed.
+      const say = run.verbose ? (line: string) => progress.note(line) : () => undefined;
       for (const arch of run.archs) checkArchRunnable(arch);
       const sourceDateEpoch = await resolveSourceDateEpoch(process.env, flags.buildDate, recipe);
       const results: PackageTestResult[] = [];
@@ -66,6 +68,6 @@ ${ROOTS_HELP}`,
           );
         }
       });
-      reportTestResults(results, (line) => progress.note(line));
+      reportTestResults(results, say);
     });
 }
