@@ -61,6 +61,7 @@ async function run(command: 'build' | 'compile', args: string[]): Promise<Run> {
   await writeFile(join(dir, 'a.env'), 'export A=from-a-env\nBOTH=env\n');
   await writeFile(join(dir, 'b.env'), '# second file\nSLEEP=0\n');
   await writeFile(join(dir, 'slow.env'), 'SLEEP=60\n');
+  await writeFile(join(dir, 'bad.env'), 'GOOD=1\nthis line is not an assignment\n');
   const out = join(dir, 'packages');
   const common = command === 'build' ? ['--runner', 'bubblewrap', '--out-dir', out, '--cache-dir', join(dir, 'cache')] : [];
   await mkdir(join(dir, 'empty'));
@@ -181,6 +182,10 @@ const ROWS: Row[] = [
     expect(x.r.stderr).toMatch(/--vars-file: not supported/);
   } },
   { flag: '--log-policy builtin:stderr', command: 'build', args: ['--log-policy=builtin:stderr'], check: (x) => ok(x) },
+  { flag: '--env-file with a malformed line → file:line and the line', command: 'compile', args: ['--env-file=bad.env'], check: (x) => {
+    expect(x.r.exitCode).toBe(1);
+    expect(x.r.stderr).toBe('error: bad.env:2: expected NAME=value\n  this line is not an assignment');
+  } },
   { flag: 'unknown flag → usage error with the closest flag', command: 'build', args: ['--clenup'], check: (x) => {
     expect(x.r.exitCode).toBe(2);
     expect(x.r.stderr).toMatch(/unknown option '--clenup'[\s\S]*Did you mean --cleanup\?/);
