@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { type Command, Option } from 'commander';
 import type { EnvironmentAdditions } from '../build/build.ts';
 import type { EnvironmentProvider } from '../environment/provider.ts';
-import { hostArch } from '../pipeline/arch.ts';
+import { archInfo, hostArch } from '../pipeline/arch.ts';
 import type { Runner } from '../runners/runner.ts';
 import { existsSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
@@ -60,7 +60,7 @@ export function defaultCacheDir(): string {
 /** Options every command that reads a recipe shares with melange's `build`, `test` and `compile`. */
 export function addRecipeOptions(cmd: Command): Command {
   return cmd
-    .option('--arch <arch...>', 'architectures to build for, comma-separated or repeated; each is built in turn', collectList, [])
+    .option('--arch <archs>', "architectures to build for, comma-separated or repeated, each built in turn (default: this machine's)", collectList, [])
     .option('--pipeline-dirs <dirs>', 'directories of pipeline definitions searched before the built-ins (comma-separated, repeatable)', collectList, [])
     .option('--pipeline-dir <dir>', 'one such directory (repeatable; same as --pipeline-dirs)', collectList, [])
     .option('--build-option <names>', "enable the recipe's `options` (comma-separated, repeatable)", collectList, [])
@@ -136,13 +136,14 @@ export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) 
 
 /** `--arch` as given (a list), else this machine's. */
 export function recipeArchs(flags: { arch: string[] }): string[] {
-  return flags.arch.length > 0 ? [...new Set(flags.arch)] : [hostArch()];
+  // amd64 and x86_64 are one architecture: named as apk names it, built once.
+  return flags.arch.length > 0 ? [...new Set(flags.arch.map((a) => archInfo(a)?.arch ?? a))] : [hostArch()];
 }
 
 /** Steps of a foreign architecture need a binfmt_misc emulator on this machine; say what is missing. */
 export function checkArchRunnable(arch: string, binfmtDir = '/proc/sys/fs/binfmt_misc'): void {
   const host = hostArch();
-  if (arch === host || (arch === 'x86' && host === 'x86_64')) return;
+  if (arch === host) return;
   const handler = `${binfmtDir}/qemu-${arch}`;
   if (existsSync(handler)) return;
   throw new BuilderError(`--arch ${arch}: this ${host} machine cannot run ${arch} steps: no binfmt_misc handler ${handler} (install qemu-user-static and register it)`);
