@@ -48,6 +48,10 @@ export interface SandboxRunOptions {
   sourceDateEpoch: number;
   debug: boolean;
   keepWorkspace: boolean;
+  /** Variables preloaded into every step's environment (`--env-file`); the recipe's environment wins. */
+  env?: Record<string, string>;
+  /** Bound in seconds for the whole run when the recipe sets no `package.timeout` (`--timeout`). */
+  timeout?: number;
   progress: ProgressRenderer;
   signal?: AbortSignal;
 }
@@ -65,6 +69,12 @@ export interface BuildOptions extends SandboxRunOptions {
   lintRequire?: string[];
   lintWarn?: string[];
   persistLintResults?: boolean;
+  /** Start from an empty workspace instead of a copy of the source dir (`--empty-workspace`). */
+  emptyWorkspace?: boolean;
+  /** Leave `origin` out of the packages' metadata, for bootstrap packages (`--strip-origin-name`). */
+  stripOriginName?: boolean;
+  /** The recipe's git commit recorded in the packages (`--git-commit`); default: detected. */
+  gitCommit?: string;
 }
 
 export interface BuildResult {
@@ -115,7 +125,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   await mkdir(options.cacheDir, { recursive: true });
 
   // package.timeout bounds the whole build, like Ctrl-C would: steps are killed and everything cleaned up.
-  const timeout = plan.timeout ? AbortSignal.timeout(plan.timeout * 1000) : undefined;
+  const timeoutSeconds = plan.timeout ?? options.timeout;
+  const timeout = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
   const signals = [options.signal, timeout].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
   let workspace: Workspace | undefined;
@@ -132,7 +143,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     workspace = await createWorkspace({
       parent: options.workspaceDir,
       packageName: main.name,
-      sourceDir: options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name)),
+      sourceDir: options.emptyWorkspace ? undefined : (options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name))),
       exclude: [resolve(options.outDir), resolve(options.cacheDir)],
       packages: plan.packages.map((p) => p.name),
     });
@@ -204,7 +215,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           run: (ctx) =>
             runStep(runner, step, ws, ctx, {
               packageName: pkg.name,
-              baseEnv: plan.environment.env,
+              baseEnv: { ...options.env, ...plan.environment.env },
               sourceDateEpoch: options.sourceDateEpoch,
               debug: options.debug,
               signal,
@@ -230,6 +241,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             signingKey: key,
             sourceDateEpoch: options.sourceDateEpoch,
             namespace: options.namespace ?? 'unknown',
+            stripOriginName: options.stripOriginName ?? false,
+            ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
             sources,
             lint: {
               settingsFor: (pkg) =>
@@ -255,7 +268,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   } catch (err) {
     if (workspace && !options.signal?.aborted) keep = true;
     const timedOut = timeout?.aborted && !options.signal?.aborted;
-    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded package.timeout (${plan.timeout}s)`, { cause: err }) : err;
+    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${plan.timeout ? 'package.timeout' : '--timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
     const failure = new BuildFailedError(cause, keep ? workspace?.root : undefined);
     if (started && !observed && !signal?.aborted && isObservableRunner(runner)) await recordFailure?.(failure.details);
     throw failure;

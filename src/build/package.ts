@@ -30,6 +30,10 @@ export interface PackageStageOptions {
   sourceDateEpoch: number;
   /** Distribution namespace for SBOM purls. */
   namespace: string;
+  /** `--strip-origin-name`: no `origin` in the metadata. */
+  stripOriginName?: boolean;
+  /** `--git-commit`: the recipe's commit, over the detected one. */
+  gitCommit?: string;
   /** Where the sources came from (as fetched: real checksums and commits), recorded in each SBOM. */
   sources: PreparedSource[];
   lint: { settingsFor: (pkg: PackagePlan) => LintSettings; persist: boolean };
@@ -86,10 +90,10 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
           pkgname: pkg.name,
           pkgver: `${pkg.version}-r${pkg.epoch}`,
           arch: plan.arch,
-          origin: pkg.origin,
+          origin: o.stripOriginName ? undefined : pkg.origin,
           pkgdesc: pkg.description,
           url: pkg.url,
-          commit: pkg.commit || undefined,
+          commit: o.gitCommit || pkg.commit || undefined,
           builddate: o.sourceDateEpoch > 0 ? o.sourceDateEpoch : undefined,
           license: pkg.licenses,
           depend: deps?.depend ?? pkg.dependencies.runtime,

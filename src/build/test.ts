@@ -120,7 +120,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
             run: (ctx) =>
               runStep(runner, step, workspace, ctx, {
                 packageName: pkg.name,
-                baseEnv: test.environment.env,
+                baseEnv: { ...options.env, ...test.environment.env },
                 sourceDateEpoch: options.sourceDateEpoch,
                 debug: options.debug,
                 signal: options.signal,

@@ -14,7 +14,7 @@ import { execa } from 'execa';
 import { BuilderError } from '../errors.ts';
 import { type Accounts, resolveAccounts, writeRootFiles } from './accounts.ts';
 import { installPackages, writeApkConfig } from './apk/install.ts';
-import { fetchIndexFile, loadKeys, loadRepository, locateRepository, packageFile, type LoadedKeyring } from './apk/repository.ts';
+import { fetchIndexFile, loadKeys, loadRepository, locateRepository, packageFile, type LoadedKeyring, withoutEmptyLocalRepositories } from './apk/repository.ts';
 import { resolve } from './apk/resolve.ts';
 import { type BaseRef, describeBase, splitRepositories } from './base.ts';
 import { scanBaseProvides } from './base-provides.ts';
@@ -77,7 +77,7 @@ export class RootProvider implements EnvironmentProvider {
 
     // What was asked, and the exact indexes it would be resolved against: cheap to compute on every build.
     const keys: LoadedKeyring = await loadKeys(spec.keyring, baseDir, this.apkCacheDir);
-    const locations = repositories.map((r) => locateRepository(r, arch, baseDir));
+    const locations = await withoutEmptyLocalRepositories(repositories.map((r) => locateRepository(r, arch, baseDir)), log);
     const indexFiles = await Promise.all(locations.map((l) => fetchIndexFile(l, this.apkCacheDir)));
     const indexDigests = await Promise.all(indexFiles.map((f) => fileSha256(f)));
     const baseRequest = await baseRequestIdentity(base);

@@ -31,6 +31,8 @@ export interface BootPlan {
   kernelArgs: string[];
   /** Private directory for console logs and QEMU's snapshot overlay. */
   workDir: string;
+  /** qemu's -cpu model (`--cpumodel`); default host with KVM, max with TCG. */
+  cpuModel?: string;
 }
 
 export function kernelCommandLine(plan: Pick<BootPlan, 'layout' | 'kernelArgs'>, fastBootArgs: string[]): string {
@@ -49,7 +51,7 @@ export function qemuArgs(plan: BootPlan, port: number, consoleLog: string, fastB
   return [
     '-accel', plan.accel,
     ...plan.layout.args,
-    '-cpu', plan.accel === 'kvm' ? 'host' : 'max',
+    '-cpu', plan.cpuModel ?? (plan.accel === 'kvm' ? 'host' : 'max'),
     '-smp', String(plan.resources.cpus),
     '-m', `${plan.resources.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-no-reboot', '-display', 'none',

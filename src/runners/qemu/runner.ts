@@ -50,6 +50,8 @@ export interface QemuRunnerOptions {
   /** --cpu / --memory: explicit sizes (an error when larger than the host); else package.resources, capped. */
   cpu?: string;
   memory?: string;
+  /** --cpumodel: qemu's -cpu model (default: host with KVM, max with TCG). */
+  cpuModel?: string;
   /** --vm-boot-timeout, in ms. */
   bootTimeoutMs?: number;
   /** The builder cache dir (base initramfs, module archives, disk images, the KVM probe verdict). */
@@ -324,6 +326,7 @@ export class QemuRunner implements Runner, ObservableRunner {
       network: pod.network,
       kernelArgs: o.kernelArgs ?? [],
       workDir: this.#workDir,
+      ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
     };
     this.#log(`booting ${machine} VM (${accel}, ${resources.cpus} vCPU, ${resources.memoryMiB} MiB, kernel ${kernel.release})`);
     const vm = await bootVm(plan, { timeoutMs: o.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS, fastBootArgs: FAST_BOOT_ARGS, log: this.#log, signal });
