@@ -11,6 +11,7 @@ import { hostArch } from '../pipeline/arch.ts';
 import { UsageError } from '../errors.ts';
 import { BubblewrapRunner } from '../runners/bubblewrap.ts';
 import { QemuRunner } from '../runners/qemu/runner.ts';
+import { defaultArtifactDir } from '../runners/qemu/seal.ts';
 import type { Runner } from '../runners/runner.ts';
 import { collect } from './options.ts';
 
@@ -40,6 +41,7 @@ export interface SandboxFlags {
   cpu?: string;
   memory?: string;
   vmBootTimeout: string;
+  vmArtifactDir: string;
 }
 
 export function defaultCacheDir(): string {
@@ -72,7 +74,8 @@ export function addSandboxOptions(cmd: Command): Command {
     .addOption(new Option('--machine <type>', 'qemu runner: machine type').choices(['q35', 'microvm']).default('q35'))
     .option('--cpu <n>', 'qemu runner: vCPUs (default: package.resources.cpu, capped to the host)')
     .option('--memory <size>', 'qemu runner: memory, e.g. 2G (default: package.resources.memory, capped to the host)')
-    .option('--vm-boot-timeout <seconds>', 'qemu runner: how long a boot may take before it is retried once', '60');
+    .option('--vm-boot-timeout <seconds>', 'qemu runner: how long a boot may take before it is retried once', '60')
+    .option('--vm-artifact-dir <dir>', 'qemu runner: sealed store of kernels, initramfs, disk images (never under --cache-dir)', defaultArtifactDir());
 }
 
 export interface SandboxSetup {
@@ -89,7 +92,7 @@ export function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): SandboxS
     runners: [
       new BubblewrapRunner({ debug: flags.debug }),
       new QemuRunner({
-        cacheDir: flags.cacheDir,
+        artifactDir: flags.vmArtifactDir,
         kernel: flags.kernel,
         kernelModules: flags.kernelModules,
         initramfs: flags.initramfs,

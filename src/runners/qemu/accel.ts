@@ -6,6 +6,7 @@ import { access, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promis
 import { dirname, join } from 'node:path';
 import { BuilderError } from '../../errors.ts';
 import { machineLayout, type MachineType } from './machine.ts';
+import { sealArtifact, usableArtifact } from './seal.ts';
 import { type QemuTools, spawnQemu } from './process.ts';
 
 export const ACCELERATORS = ['kvm', 'tcg', 'auto'] as const;
@@ -105,6 +106,7 @@ async function storeProbe(cacheFile: string, key: string, result: ProbeResult): 
   const temp = `${cacheFile}.${process.pid}.tmp`;
   await writeFile(temp, JSON.stringify({ format: PROBE_FORMAT, key, ...result } satisfies CachedProbe));
   await rename(temp, cacheFile);
+  await sealArtifact(cacheFile);
 }
 
 export interface ChooseOptions {
@@ -112,7 +114,8 @@ export interface ChooseOptions {
   tools: QemuTools;
   kernel: string;
   machine: MachineType;
-  cacheDir: string;
+  /** The sealed VM artifact directory (the verdict is kept there). */
+  artifactDir: string;
   log: (line: string) => void;
   signal?: AbortSignal;
   deadlineMs?: number;
@@ -131,9 +134,9 @@ export async function chooseAccelerator(options: ChooseOptions): Promise<Acceler
     log(`accelerator: tcg (${deviceProblem})`);
     return 'tcg';
   }
-  const cacheFile = join(options.cacheDir, 'qemu', 'kvm-probe.json');
+  const cacheFile = join(options.artifactDir, 'kvm-probe.json');
   const key = await probeKey(options.tools, options.machine);
-  let result = await cachedProbe(cacheFile, key);
+  let result = (await usableArtifact(cacheFile, 'KVM probe verdict', log, options.signal)) ? await cachedProbe(cacheFile, key) : undefined;
   const cached = result !== undefined;
   if (!result) {
     result = await probeKvm(options.tools, options.kernel, options.machine, options.deadlineMs, options.signal);

@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { CpioWriter } from '../../initramfs/cpio.ts';
 import { authorizedKeyLine, dropbearHostKey, type RunKeys } from './keys.ts';
 import type { KernelSpec } from './kernel.ts';
+import { sealArtifact, sourceDigest, usableArtifact } from './seal.ts';
 
 /** The build channel's forced command, in the base archive. */
 export const BUILD_CHANNEL_COMMAND = '/usr/libexec/builder/build-channel';
@@ -56,17 +57,18 @@ export async function runArchive(keys: RunKeys, settings: RunSettings): Promise<
  * The modules fragment for a kernel (its files under lib/modules/<release>/ and the load list), written once
  * per kernel and module set into the cache and reused by every run.
  */
-export async function moduleArchive(kernel: KernelSpec, modules: string[], cacheDir: string): Promise<string> {
-  const hash = createHash('sha256').update(`${kernel.release}\0${kernel.modulesDir}\0`);
+export async function moduleArchive(kernel: KernelSpec, modules: string[], artifactDir: string, log: (line: string) => void = () => undefined): Promise<string> {
+  // Keyed by the modules' contents (remembered per inode), so a module rebuilt in place is never stale.
+  const hash = createHash('sha256').update(`${kernel.release}\0`);
   const sizes: number[] = [];
   for (const m of modules) {
-    const st = await stat(join(kernel.modulesDir, m));
-    sizes.push(st.size);
-    hash.update(`${m}\0${st.size}\0${Math.floor(st.mtimeMs)}\0`);
+    const file = join(kernel.modulesDir, m);
+    sizes.push((await stat(file)).size);
+    hash.update(`${m}\0${await sourceDigest(artifactDir, file)}\0`);
   }
-  const dir = join(cacheDir, 'qemu', 'modules');
+  const dir = join(artifactDir, 'modules');
   const path = join(dir, `${hash.digest('hex').slice(0, 32)}.cpio`);
-  if ((await stat(path).catch(() => undefined))?.isFile()) return path;
+  if (await usableArtifact(path, 'modules fragment', log)) return path;
   await mkdir(dir, { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;
   try {
@@ -89,6 +91,7 @@ export async function moduleArchive(kernel: KernelSpec, modules: string[], cache
     out.end();
     await writing;
     await rename(temp, path);
+    await sealArtifact(path);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { resolveInside } from '../../archive/safe-extract.ts';
 import { BuilderError, errorMessage } from '../../errors.ts';
-import { ensureBaseInitramfs, type InitramfsFile } from '../../initramfs/base.ts';
+import type { InitramfsFile } from '../../initramfs/base.ts';
 import { collectGuestObservability } from '../../observe/collect.ts';
 import type { ObservableRunner } from '../../observe/observable.ts';
 import type { ObservabilityResult } from '../../observe/recording.ts';
@@ -24,6 +24,7 @@ import { generateRunKeys, opensshPrivateKey, publicKeyBlob, type RunKeys, wipeKe
 import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, type MachineType, parseMemory, resolveResources } from './machine.ts';
 import { findQemuTools } from './process.ts';
 import { pvhKernel } from './pvh.ts';
+import { ensureSealedBaseInitramfs, openArtifactDir, refuseSandboxWritable } from './seal.ts';
 import { SshConnection } from './ssh.ts';
 import { packDirectory, packEntries } from './workspace.ts';
 
@@ -51,8 +52,11 @@ export interface QemuRunnerOptions {
   memory?: string;
   /** --vm-boot-timeout, in ms. */
   bootTimeoutMs?: number;
-  /** The builder cache dir (base initramfs, module archives, disk images, the KVM probe verdict). */
-  cacheDir: string;
+  /**
+   * The sealed VM artifact directory (base initramfs, module archives, PVH kernels, disk images, the KVM
+   * probe verdict): never bound into any sandbox, so never under --cache-dir (refused when it overlaps).
+   */
+  artifactDir: string;
   debug?: boolean;
   log?: (line: string) => void;
   /** Aborts start() (and with it any boot in progress); e.g. Ctrl-C. */
@@ -268,6 +272,13 @@ export class QemuRunner implements Runner, ObservableRunner {
     if (pod.mounts.length > 0) {
       throw new BuilderError(`${pod.packageName}: the qemu runner cannot share extra host directories with the VM (${pod.mounts.map((m) => m.target).join(', ')})`);
     }
+    // Nothing a sandbox can write is ever booted: the artifact store is apart from the melange cache, and
+    // user-given boot files must not lie inside it either.
+    const sandboxWritable = [pod.cacheDir];
+    await openArtifactDir(o.artifactDir, sandboxWritable);
+    await refuseSandboxWritable(kernel.image, '--kernel', sandboxWritable);
+    await refuseSandboxWritable(kernel.modulesDir, '--kernel-modules', sandboxWritable);
+    if (givenInitramfs !== undefined) await refuseSandboxWritable(givenInitramfs, o.initramfs !== undefined ? '--initramfs' : 'QEMU_BASE_INITRAMFS', sandboxWritable);
     const machine = o.machine ?? 'q35';
     const resources = resolveResources({
       cpuFlag: o.cpu,
@@ -282,7 +293,7 @@ export class QemuRunner implements Runner, ObservableRunner {
       this.#log('microvm: could not determine the host TSC rate; boots may hang (the retry covers some)');
     }
     const layout = machineLayout(machine, tscKhz);
-    const accel = await chooseAccelerator({ requested: o.accel ?? 'auto', tools, kernel: kernel.image, machine, cacheDir: o.cacheDir, log: this.#log, signal });
+    const accel = await chooseAccelerator({ requested: o.accel ?? 'auto', tools, kernel: kernel.image, machine, artifactDir: o.artifactDir, log: this.#log, signal });
     signal.throwIfAborted();
 
     const tempParent = o.tempDir ?? os.tmpdir();
@@ -292,17 +303,12 @@ export class QemuRunner implements Runner, ObservableRunner {
 
     // Settled together, so that nothing is still writing into the cache when a failure is reported.
     const prepared = await Promise.allSettled([
-      givenInitramfs !== undefined
-        ? Promise.resolve(givenInitramfs)
-        : ensureBaseInitramfs({ cacheDir: o.cacheDir, log: this.#log, signal, files: o.initramfsFiles, packages: o.initramfsPackages }).then((b) => {
-            if (!b.cached) this.#log(`base initramfs built: ${b.path}`);
-            return b.path;
-          }),
+      givenInitramfs !== undefined ? Promise.resolve(givenInitramfs) : ensureSealedBaseInitramfs({ cacheDir: o.artifactDir, log: this.#log, signal, files: o.initramfsFiles, packages: o.initramfsPackages }).then((b) => b.path),
       (async () => {
         const order = await moduleLoadOrder(kernel, layout.modules, signal);
-        return moduleArchive(kernel, order, o.cacheDir);
+        return moduleArchive(kernel, order, o.artifactDir, this.#log);
       })(),
-      ensureRootImage({ root: rootDir, cacheDir: o.cacheDir, headroomBytes: headroom, log: this.#log, signal }),
+      ensureRootImage({ root: rootDir, artifactDir: o.artifactDir, headroomBytes: headroom, log: this.#log, signal }),
       this.#bootKernel(kernel),
     ] as const);
     const failedPrep = prepared.find((p) => p.status === 'rejected');
@@ -389,7 +395,7 @@ export class QemuRunner implements Runner, ObservableRunner {
   /** The vmlinux to boot through PVH, or the bzImage (with the reason logged). */
   async #bootKernel(kernel: KernelSpec): Promise<string> {
     if (this.#options.pvh === false) return kernel.image;
-    const outcome = await pvhKernel(kernel, this.#options.cacheDir);
+    const outcome = await pvhKernel(kernel, this.#options.artifactDir, this.#log);
     if (outcome.path === null) {
       this.#log(`kernel: booting the bzImage (${outcome.reason})`);
       return kernel.image;

@@ -43,7 +43,7 @@ async function freshTemp(name: string): Promise<string> {
 }
 
 function runnerWith(tempDir: string, extra: Partial<QemuRunnerOptions>, logs: string[] = []): QemuRunner {
-  return new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(kernel), tempDir, log: (l) => logs.push(l), ...extra });
+  return new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(kernel), tempDir, log: (l) => logs.push(l), ...extra });
 }
 
 async function expectNothingLeft(tempDir: string): Promise<void> {
