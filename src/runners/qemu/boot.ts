@@ -24,6 +24,7 @@ export interface BootPlan {
   layout: MachineLayout;
   resources: Resources;
   kernel: string;
+  /** A path (for the runner: /proc/<our pid>/fd/<N>, the nameless file it holds open). */
   initrd: string;
   rootImage: string;
   network: boolean;

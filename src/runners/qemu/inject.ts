@@ -3,8 +3,8 @@
 // The kernel unpacks concatenated archives in order, so nothing in the base is ever rewritten. The copy holds
 // a private host key: it is created 0600 in a private directory and overwritten before it is removed.
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, createWriteStream } from 'node:fs';
+import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -104,17 +104,62 @@ export async function moduleArchive(kernel: KernelSpec, modules: string[], artif
  * compressed one must start aligned) + modules fragment + run archive.
  */
 export async function writeRunInitrd(path: string, base: string, modulesFragment: string, run: Buffer): Promise<number> {
-  await copyFile(base, path);
-  const fh = await open(path, 'r+', 0o600);
+  const fh = await open(path, 'w', 0o600);
   try {
     await fh.chmod(0o600);
-    const { size } = await fh.stat();
-    const pad = Buffer.alloc((4 - (size % 4)) % 4);
-    const modules = await readFile(modulesFragment);
-    await fh.write(Buffer.concat([pad, modules, run]), 0, undefined, size);
-    return size + pad.length + modules.length + run.length;
+    return await fillRunInitrd(fh, base, modulesFragment, run);
   } finally {
     await fh.close();
+  }
+}
+
+async function fillRunInitrd(fh: FileHandle, base: string, modulesFragment: string, run: Buffer): Promise<number> {
+  const baseBytes = await readFile(base);
+  const pad = Buffer.alloc((4 - (baseBytes.length % 4)) % 4);
+  const modules = await readFile(modulesFragment);
+  const all = Buffer.concat([baseBytes, pad, modules, run]);
+  await fh.write(all, 0, all.length, 0);
+  return all.length;
+}
+
+/** Linux O_TMPFILE (with O_DIRECTORY): a file in `dir` that has no name at all. */
+const O_TMPFILE = 0o20000000 | 0o200000;
+
+/**
+ * The VM's initrd (it holds the run's private host key) as a file with no name: O_TMPFILE in the private temp
+ * dir, which QEMU opens through our descriptor (`-initrd /proc/<pid>/fd/N`). Nothing named ever holds the key, and
+ * the kernel frees the file when the last descriptor closes — even when builder is killed outright.
+ * Filesystems without O_TMPFILE get a 0600 file unlinked as soon as it is open.
+ */
+export async function anonymousRunInitrd(dir: string, base: string, modulesFragment: string, run: Buffer): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(dir, O_TMPFILE | fsConstants.O_RDWR, 0o600);
+  } catch (err) {
+    if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL', 'ENOENT'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    const named = join(dir, `initrd-${process.pid}-${Date.now()}`);
+    fh = await open(named, 'wx+', 0o600);
+    await rm(named, { force: true });
+  }
+  try {
+    await fillRunInitrd(fh, base, modulesFragment, run);
+    return fh;
+  } catch (err) {
+    await wipeAndClose(fh);
+    throw err;
+  }
+}
+
+/** Overwrites an open file that held key material with zeros, then closes it. */
+export async function wipeAndClose(fh: FileHandle): Promise<void> {
+  try {
+    const { size } = await fh.stat();
+    await fh.write(Buffer.alloc(size), 0, size, 0);
+    await fh.datasync();
+  } catch {
+    // already closed or gone: nothing left to wipe
+  } finally {
+    await fh.close().catch(() => undefined);
   }
 }
 

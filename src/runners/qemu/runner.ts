@@ -4,7 +4,8 @@
 // the workspace in; run() executes steps over the build channel; terminate() powers the VM off and removes
 // every temp file. The control channel stays available to other features (observability) via control().
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { chmod, type FileHandle, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
@@ -18,7 +19,7 @@ import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
 import { type BootedVm, bootVm, consoleTail } from './boot.ts';
 import { ensureRootImage } from './disk.ts';
-import { destroyFile, moduleArchive, runArchive, writeRunInitrd } from './inject.ts';
+import { anonymousRunInitrd, moduleArchive, runArchive, wipeAndClose } from './inject.ts';
 import { type KernelEnvironment, type KernelSpec, locateKernel, moduleLoadOrder } from './kernel.ts';
 import { generateRunKeys, opensshPrivateKey, publicKeyBlob, type RunKeys, wipeKeys } from './keys.ts';
 import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, type MachineType, parseMemory, resolveResources } from './machine.ts';
@@ -192,7 +193,8 @@ export class QemuRunner implements Runner, ObservableRunner {
   #running: Running | undefined;
   #workDir: string | undefined;
   #keys: RunKeys | undefined;
-  #initrd: string | undefined;
+  /** The nameless initrd holding the run's host key, open until the guest has it in memory. */
+  #initrd: FileHandle | undefined;
   #vm: BootedVm | undefined;
   #connections: SshConnection[] = [];
   #timings: StartTimings | undefined;
@@ -299,6 +301,7 @@ export class QemuRunner implements Runner, ObservableRunner {
     const tempParent = o.tempDir ?? os.tmpdir();
     await sweepStaleTempDirs(tempParent);
     this.#workDir = await mkdtemp(join(tempParent, `builder-qemu-${process.pid}-`));
+    process.on('exit', this.#onExit);
     await chmod(this.#workDir, 0o700);
 
     // Settled together, so that nothing is still writing into the cache when a failure is reported.
@@ -319,8 +322,8 @@ export class QemuRunner implements Runner, ObservableRunner {
 
     this.#keys = generateRunKeys();
     const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network });
-    this.#initrd = join(this.#workDir, 'initrd.img');
-    await writeRunInitrd(this.#initrd, base, modulesFragment, run);
+    this.#initrd = await anonymousRunInitrd(this.#workDir, base, modulesFragment, run);
+    run.fill(0);
     const t2 = performance.now();
 
     const plan = {
@@ -329,7 +332,8 @@ export class QemuRunner implements Runner, ObservableRunner {
       layout,
       resources,
       kernel: bootKernel,
-      initrd: this.#initrd,
+      // QEMU opens our descriptor's magic link: a file nobody else can name.
+      initrd: `/proc/${process.pid}/fd/${this.#initrd.fd}`,
       rootImage: image.path,
       network: pod.network,
       kernelArgs: o.kernelArgs ?? [],
@@ -361,8 +365,9 @@ export class QemuRunner implements Runner, ObservableRunner {
         throw err;
       });
       // The guest has unpacked the initrd into its memory; the copy with the host key has done its job.
-      await destroyFile(this.#initrd);
+      const initrd = this.#initrd;
       this.#initrd = undefined;
+      await wipeAndClose(initrd);
       t4 = performance.now();
 
       // The workspace goes in while the build channel is still shaking hands.
@@ -559,6 +564,22 @@ export class QemuRunner implements Runner, ObservableRunner {
     this.#state = 'idle';
   }
 
+  /**
+   * process.exit() (a second Ctrl-C) runs no asynchronous cleanup: the VM is killed and the temp dir removed
+   * synchronously. QEMU would die with us anyway (--pdeathsig); the nameless initrd needs nothing.
+   */
+  readonly #onExit = (): void => {
+    const pid = this.#vm?.process.pid;
+    if (pid !== undefined && pid > 0 && !this.#vm?.process.hasExited()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (this.#workDir) rmSync(this.#workDir, { recursive: true, force: true });
+  };
+
   async #teardown(): Promise<void> {
     const vm = this.#vm;
     const control = this.#running?.control;
@@ -580,10 +601,12 @@ export class QemuRunner implements Runner, ObservableRunner {
     }
     this.#running = undefined;
     this.#vm = undefined;
-    if (this.#initrd) await destroyFile(this.#initrd);
+    const initrd = this.#initrd;
     this.#initrd = undefined;
+    if (initrd) await wipeAndClose(initrd);
     if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });
     this.#workDir = undefined;
+    process.off('exit', this.#onExit);
     if (this.#keys) wipeKeys(this.#keys);
     this.#keys = undefined;
   }

@@ -130,6 +130,8 @@ describe('a Bubblewrap build cannot change what a VM boots', () => {
         const code = await qemu.run(['/bin/sh', '-c', 'echo booted'], { env: { PATH: '/bin' }, workdir: '/home/build', onOutput: (_s, c) => chunks.push(c) });
         expect(code).toBe(0);
         expect(Buffer.concat(chunks).toString()).toBe('booted\n');
+        // The initrd with the run's host key never has a name: only console logs are in the private dir.
+        for (const d of await readdir(tempParent)) expect((await readdir(path.join(tempParent, d))).filter((n) => !n.startsWith('console-'))).toEqual([]);
       } finally {
         await qemu.terminate();
       }
