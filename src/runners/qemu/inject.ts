@@ -20,6 +20,8 @@ const KEY_OPTIONS = 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no
 export interface RunSettings {
   runAs: { uid: number; gid: number };
   network: boolean;
+  /** The user-mode network's host address when not 10.0.2.2. */
+  gateway?: string;
 }
 
 async function collect(write: (w: CpioWriter) => Promise<void>): Promise<Buffer> {
@@ -39,6 +41,7 @@ export async function runArchive(keys: RunKeys, settings: RunSettings): Promise<
     `BUILD_UID=${Math.trunc(settings.runAs.uid)}`,
     `BUILD_GID=${Math.trunc(settings.runAs.gid)}`,
     `NETWORK=${settings.network ? 1 : 0}`,
+    ...(settings.gateway && /^[\d.]+$/.test(settings.gateway) ? [`GATEWAY=${settings.gateway}`] : []),
     '',
   ].join('\n');
   const authorized = [

@@ -6,7 +6,10 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { chmod, type FileHandle, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { resolveInside } from '../../archive/safe-extract.ts';
@@ -17,7 +20,7 @@ import type { ObservableRunner } from '../../observe/observable.ts';
 import type { ObservabilityResult } from '../../observe/recording.ts';
 import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../runner.ts';
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
-import { type BootedVm, bootVm, consoleTail } from './boot.ts';
+import { ALLOW_LIST_GATEWAY, type BootedVm, bootVm, consoleTail, type GuestForward } from './boot.ts';
 import { ensureRootImage } from './disk.ts';
 import { anonymousRunInitrd, moduleArchive, runArchive, wipeAndClose } from './inject.ts';
 import { type KernelEnvironment, type KernelSpec, locateKernel, moduleLoadOrder } from './kernel.ts';
@@ -153,6 +156,33 @@ async function checkInitramfs(path: string, flag: string): Promise<void> {
 function diskHeadroom(disk: string | undefined): number | undefined {
   if (disk === undefined || disk.trim() === '') return undefined;
   return parseMemory(disk, 'package.resources.disk') * 1024 * 1024;
+}
+
+/** Run by the user-mode network for each allowed connection. */
+const FORWARDER = fileURLToPath(new URL('./forward.ts', import.meta.url));
+
+/**
+ * The guest-side destinations of --network-allow, enforced at connect time (restrict=on plus one forward per
+ * destination) when the user-mode network can forward every one of them: the gateway 10.0.2.2, i.e. services
+ * on the host's loopback. Otherwise undefined: the network stays open and the list is judged after the build.
+ */
+async function guestForwards(allow: { host: string; port: number }[], log: (line: string) => void): Promise<GuestForward[] | undefined> {
+  const forwards: GuestForward[] = [];
+  const unforwardable: string[] = [];
+  for (const rule of allow) {
+    const addrs = net.isIP(rule.host) ? [rule.host] : (await lookup(rule.host, { all: true }).catch(() => [])).map((a) => a.address);
+    for (const addr of addrs) {
+      // The user-mode network forwards only addresses of its own subnet; of those only the gateway (the
+      // host's loopback) leads anywhere.
+      if (addr === '10.0.2.2') forwards.push({ addr, port: rule.port, hostAddr: '127.0.0.1' });
+      else unforwardable.push(`${rule.host}:${rule.port}`);
+    }
+  }
+  if (unforwardable.length > 0) {
+    log(`network: ${[...new Set(unforwardable)].join(', ')} cannot be forwarded by the VM's user-mode network, so --network-allow is checked after the build rather than at connect time`);
+    return undefined;
+  }
+  return forwards;
 }
 
 /** Removes private temp dirs left by builder processes that no longer exist (killed outright). */
@@ -295,6 +325,8 @@ export class QemuRunner implements Runner, ObservableRunner {
       this.#log('microvm: could not determine the host TSC rate; boots may hang (the retry covers some)');
     }
     const layout = machineLayout(machine, tscKhz);
+    const forwards = pod.network && pod.networkAllow?.length ? await guestForwards(pod.networkAllow, this.#log) : undefined;
+    const allowed = forwards ? { forwards, command: [process.execPath, FORWARDER] } : undefined;
     const accel = await chooseAccelerator({ requested: o.accel ?? 'auto', tools, kernel: kernel.image, machine, artifactDir: o.artifactDir, log: this.#log, signal });
     signal.throwIfAborted();
 
@@ -321,7 +353,7 @@ export class QemuRunner implements Runner, ObservableRunner {
     const t1 = performance.now();
 
     this.#keys = generateRunKeys();
-    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network });
+    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
     this.#initrd = await anonymousRunInitrd(this.#workDir, base, modulesFragment, run);
     run.fill(0);
     const t2 = performance.now();
@@ -336,6 +368,7 @@ export class QemuRunner implements Runner, ObservableRunner {
       initrd: `/proc/${process.pid}/fd/${this.#initrd.fd}`,
       rootImage: image.path,
       network: pod.network,
+      ...(allowed ? { allowed } : {}),
       kernelArgs: o.kernelArgs ?? [],
       workDir: this.#workDir,
     };
