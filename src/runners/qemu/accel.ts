@@ -2,11 +2,11 @@
 // QEMU can abort while setting up the vCPU. So KVM is only trusted after a probe boot printed the kernel's first
 // console line within a short deadline; the verdict is cached for the rest of this host boot.
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BuilderError } from '../../errors.ts';
 import { machineLayout, type MachineType } from './machine.ts';
-import { sealArtifact, usableArtifact } from './seal.ts';
+import { installArtifact, usableArtifact } from './seal.ts';
 import { type QemuTools, spawnQemu } from './process.ts';
 
 export const ACCELERATORS = ['kvm', 'tcg', 'auto'] as const;
@@ -105,8 +105,7 @@ async function storeProbe(cacheFile: string, key: string, result: ProbeResult): 
   await mkdir(dirname(cacheFile), { recursive: true });
   const temp = `${cacheFile}.${process.pid}.tmp`;
   await writeFile(temp, JSON.stringify({ format: PROBE_FORMAT, key, ...result } satisfies CachedProbe));
-  await rename(temp, cacheFile);
-  await sealArtifact(cacheFile);
+  await installArtifact(temp, cacheFile);
 }
 
 export interface ChooseOptions {

@@ -3,11 +3,11 @@
 // cached image is never written. Measured against packing the root into the initramfs, 9p and virtiofs, this
 // boots as fast as an empty VM and runs builds as fast as a RAM root (docs/qemu-runner.md).
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, opendir, readdir, readlink, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../../errors.ts';
-import { lastUse, removeArtifact, sealArtifact, touchArtifact, usableArtifact } from './seal.ts';
+import { installArtifact, lastUse, removeArtifact, touchArtifact, usableArtifact } from './seal.ts';
 
 const BLOCK = 4096;
 const INODE_SIZE = 256;
@@ -110,8 +110,7 @@ export async function ensureRootImage(options: RootImageOptions): Promise<RootIm
         details: String(result.stderr).trim().split('\n').slice(-10),
       });
     }
-    await rename(temp, path);
-    await sealArtifact(path, options.signal);
+    await installArtifact(temp, path, options.signal);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;

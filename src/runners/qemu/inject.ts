@@ -4,14 +4,14 @@
 // a private host key: it is created 0600 in a private directory and overwritten before it is removed.
 import { createHash } from 'node:crypto';
 import { constants as fsConstants, createWriteStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CpioWriter } from '../../initramfs/cpio.ts';
 import { authorizedKeyLine, dropbearHostKey, type RunKeys } from './keys.ts';
 import type { KernelSpec } from './kernel.ts';
-import { sealArtifact, sourceDigest, usableArtifact } from './seal.ts';
+import { installArtifact, sourceDigest, usableArtifact } from './seal.ts';
 
 /** The build channel's forced command, in the base archive. */
 export const BUILD_CHANNEL_COMMAND = '/usr/libexec/builder/build-channel';
@@ -93,8 +93,7 @@ export async function moduleArchive(kernel: KernelSpec, modules: string[], artif
     await w.finish();
     out.end();
     await writing;
-    await rename(temp, path);
-    await sealArtifact(path);
+    await installArtifact(temp, path);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;

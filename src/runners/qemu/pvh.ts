@@ -3,13 +3,13 @@
 // vmlinux is extracted once per kernel from the bzImage's payload and cached; when the kernel cannot be booted
 // that way (no PVH, or a compression we do not unpack), the bzImage is used as is.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { KernelSpec } from './kernel.ts';
-import { sealArtifact, sourceDigest, usableArtifact } from './seal.ts';
+import { installArtifact, sourceDigest, usableArtifact } from './seal.ts';
 
 const LZ4_LEGACY_MAGIC = 0x184c2102;
 /** The legacy frame's fixed block size: no block decompresses to more. */
@@ -172,8 +172,7 @@ export async function pvhKernel(kernel: KernelSpec, artifactDir: string, log: (l
     await fh.read(magic, 0, 4, 0);
     await fh.close();
     if (magic.toString('latin1') !== '\x7fELF') return { path: null, reason: `the payload of ${basename(kernel.image)} is not an ELF image` };
-    await rename(temp, path);
-    await sealArtifact(path);
+    await installArtifact(temp, path);
   } finally {
     await rm(temp, { force: true });
   }

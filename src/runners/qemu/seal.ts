@@ -148,6 +148,24 @@ function recordPath(path: string): string {
   return `${path}${RECORD_SUFFIX}`;
 }
 
+/**
+ * Moves a finished temp file to its place in the store with its record written first, so that another
+ * builder process never sees the artifact without one (and takes it for tampered).
+ */
+export async function installArtifact(temp: string, path: string, signal?: AbortSignal): Promise<void> {
+  const sha256 = await contentDigest(temp, signal);
+  await chmod(temp, 0o600);
+  const write = async (fingerprint: Fingerprint): Promise<void> => {
+    const recordTemp = `${recordPath(path)}.${process.pid}.tmp`;
+    await writeFile(recordTemp, JSON.stringify({ format: 1, sha256, fingerprint } satisfies SealRecord), { mode: 0o600 });
+    await rename(recordTemp, recordPath(path));
+  };
+  await write(fingerprintOf(await stat(temp, { bigint: true })));
+  await rename(temp, path);
+  // The rename changed the inode's ctime: record it as it now is (a reader in between rehashes and agrees).
+  await write(fingerprintOf(await stat(path, { bigint: true })));
+}
+
 /** Records a file just written into the store (call after its final rename). */
 export async function sealArtifact(path: string, signal?: AbortSignal): Promise<void> {
   const sha256 = await contentDigest(path, signal);
