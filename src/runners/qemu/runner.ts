@@ -480,7 +480,12 @@ export class QemuRunner implements Runner, ObservableRunner {
         await this.#killStep(id);
         throw new BuilderError(`${pkg}: command aborted: ${argv.join(' ')}`, { cause: signal.reason });
       }
-      throw err;
+      // The channel failed under the step (e.g. the keepalives went unanswered): say what the guest last said.
+      const tail = this.#vm ? await consoleTail(this.#vm.consoleLog) : [];
+      throw new BuilderError(`${pkg}: the VM stopped answering while running ${JSON.stringify(argv[0])} (${errorMessage(err)})`, {
+        details: tail.length > 0 ? ['last lines of the guest console:', ...tail.map((l) => `  ${l}`)] : ['the guest console is empty'],
+        cause: err,
+      });
     }
     if (result.code !== null) return result.code;
     if (result.signal !== null) return 128 + (SIGNALS[result.signal] ?? 0);
