@@ -202,6 +202,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
               plan,
               cacheEntries: plan.sources.map((src) => src.cacheName),
               network: network.network,
+              networkAllow: network.allow.map((rule) => ({ host: rule.host, port: rule.port })),
               log: (line) => ctx.output(line),
             }),
           );

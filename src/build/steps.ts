@@ -41,6 +41,7 @@ export function podConfig(o: {
   runAs: { uid: number; gid: number };
   plan: Pick<BuildPlan, 'arch' | 'resources' | 'capabilities'>;
   network?: boolean;
+  networkAllow?: { host: string; port: number }[];
   cacheEntries?: string[];
   log?: (line: string) => void;
 }): PodConfig {
@@ -51,6 +52,7 @@ export function podConfig(o: {
     cacheDir: resolve(o.cacheDir),
     mounts: [],
     network: o.network ?? false,
+    ...(o.networkAllow?.length ? { networkAllow: o.networkAllow } : {}),
     runAs: o.runAs,
     arch: o.plan.arch,
     resources: o.plan.resources,

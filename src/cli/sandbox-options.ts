@@ -6,6 +6,7 @@ import { type Command, Option } from 'commander';
 import type { EnvironmentAdditions } from '../seams.ts';
 import type { EnvironmentProvider } from '../environment/provider.ts';
 import { archInfo, hostArch } from '../pipeline/arch.ts';
+import { defaultArtifactDir } from '../runners/qemu/seal.ts';
 import type { Runner } from '../runners/runner.ts';
 import { existsSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
@@ -51,6 +52,7 @@ export interface SandboxFlags {
   cpu?: string;
   memory?: string;
   vmBootTimeout: string;
+  vmArtifactDir: string;
 }
 
 export function defaultCacheDir(): string {
@@ -102,7 +104,8 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--initramfs <file>', 'qemu runner: base initramfs (else QEMU_BASE_INITRAMFS, else built and cached on first use)')
     .addOption(new Option('--accel <accel>', 'qemu runner: accelerator; auto probes KVM and falls back to TCG').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .addOption(new Option('--machine <type>', 'qemu runner: machine type').choices(['q35', 'microvm']).default('q35'))
-    .option('--vm-boot-timeout <seconds>', 'qemu runner: how long a boot may take before it is retried once', '60');
+    .option('--vm-boot-timeout <seconds>', 'qemu runner: how long a boot may take before it is retried once', '60')
+    .option('--vm-artifact-dir <dir>', 'qemu runner: sealed store of kernels, initramfs, disk images (never under --cache-dir)', defaultArtifactDir());
 }
 
 /** What the melange-style flags resolve to, before any arch is run. */
@@ -176,7 +179,7 @@ export async function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): Pr
     runners: [
       new BubblewrapRunner({ debug: flags.debug }),
       new QemuRunner({
-        cacheDir: flags.cacheDir,
+        artifactDir: flags.vmArtifactDir,
         kernel: flags.kernel,
         kernelModules: flags.kernelModules,
         initramfs: flags.initramfs,
