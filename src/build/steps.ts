@@ -13,7 +13,7 @@ import type { Workspace } from './workspace.ts';
 
 /** The root a build or test asks for: what the recipe declares plus what the command line adds. */
 export function rootSpec(
-  declared: { repositories: string[]; keyring: string[]; packages: string[]; accounts?: AccountsSpec },
+  declared: { repositories: string[]; keyring: string[]; packages: string[]; accounts?: AccountsSpec; origins?: Record<string, string[]> },
   additions: EnvironmentAdditions,
   arch: string,
 ): EnvironmentSpec {
@@ -24,6 +24,7 @@ export function rootSpec(
     arch,
     base: additions.base,
     ...(declared.accounts ? { accounts: declared.accounts } : {}),
+    ...(declared.origins ? { origins: declared.origins } : {}),
     ignoreSignatures: additions.ignoreSignatures ?? false,
     // Relative repositories, keys and dir:/oci: bases are relative to where builder runs, as in melange.
     baseDir: process.cwd(),

@@ -80,8 +80,9 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
           run: async (ctx) => {
             const packages = test.environment.packages.map((p) => (p === pkg.name && version ? `${p}=${version}` : p));
             root = await options.environmentProvider.prepare(
-              rootSpec({ ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages }, env, plan.arch),
+              { ...rootSpec({ ...test.environment, repositories: [...test.environment.repositories, resolve(options.outDir)], packages }, env, plan.arch), purpose: 'test' },
               (line) => ctx.output(line),
+              (line) => workspace.log.write(`${line}\n`),
             );
             ctx.output(root.description);
           },

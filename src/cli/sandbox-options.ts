@@ -24,6 +24,7 @@ export interface SandboxFlags {
   keyringAppend: string[];
   packageAppend: string[];
   ignoreSignatures: boolean;
+  packageMap?: string;
   apkCacheDir?: string;
   rootCacheDir: string;
   sourceDir?: string;
@@ -56,6 +57,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--repository-append <repo>', "APK repository (directory or URL) added to the recipe's (repeatable)", collect, [])
     .option('--keyring-append <key>', 'public key trusted for repositories (repeatable)', collect, [])
     .option('--package-append <pkg>', 'package added to the environment (repeatable)', collect, [])
+    .option('--package-map <file>', 'YAML map of package names to Debian packages (name: [deb, ...]; name: [] drops), over the built-in map')
     .option('--ignore-signatures', 'accept unsigned or untrusted repository indexes and packages', false)
     .option('--apk-cache-dir <dir>', 'cache for downloaded packages and indexes (default: <root cache>/downloads)')
     .option('--root-cache-dir <dir>', 'cache of build roots', defaultRootCacheDir())
@@ -102,7 +104,7 @@ export function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): SandboxS
         signal,
       }),
     ],
-    environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir, apkCacheDir: flags.apkCacheDir, signal }),
+    environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir, apkCacheDir: flags.apkCacheDir, packageMap: flags.packageMap, debug: flags.debug, signal }),
     environment: {
       base: flags.base,
       repositoryAppend: flags.repositoryAppend,

@@ -144,6 +144,7 @@ export interface EnvironmentPlan {
   runAs: { uid: number; gid: number };
   /** Declared users and groups, with melange's `build` user (1000) and group added when absent. */
   accounts: AccountsPlan;
+  origins?: Record<string, string[]>;
 }
 
 export interface BuildPlan {

@@ -41,6 +41,10 @@ export interface ResolveRequest<T extends Resolvable> {
   arch: string;
   /** Names the base root provides already: name → version (undefined when not an apk version). */
   base?: ReadonlyMap<string, string | undefined>;
+  /** Who asked for each requested name (recipe lines, pipelines), for errors. */
+  origins?: Readonly<Record<string, readonly string[]>>;
+  /** Named in errors: the build or the test environment. */
+  purpose?: 'build' | 'test';
 }
 
 export interface ResolvedPackage<T extends Resolvable> {
@@ -60,12 +64,10 @@ export class ResolveError extends BuilderError {
   override name = 'ResolveError';
   readonly problems: string[];
   readonly missing: string[];
-  constructor(problems: string[], missing: string[], repositories: string[]) {
+  constructor(problems: string[], missing: string[], repositories: string[], purpose?: 'build' | 'test') {
     const searched = repositories.length > 0 ? repositories.join(', ') : '(no repositories)';
-    const head =
-      missing.length > 0
-        ? `cannot resolve the build environment: no package provides ${missing.join(', ')}`
-        : 'cannot resolve the build environment';
+    const what = purpose === 'test' ? 'the test environment' : 'the build environment';
+    const head = missing.length > 0 ? `cannot resolve ${what}: no package provides ${missing.join(', ')}` : `cannot resolve ${what}`;
     super(head, { details: [...problems, `repositories searched: ${searched}`] });
     this.problems = problems;
     this.missing = missing;
@@ -122,6 +124,8 @@ interface Offer<T extends Resolvable> {
 interface Demand {
   dep: Dependency;
   by: string;
+  /** Asked for by the request itself (a recipe's need), not by a package's dependency. */
+  world?: boolean;
 }
 
 function labelOf(pkg: Resolvable): string {
@@ -172,7 +176,12 @@ export function resolve<T extends Resolvable>(request: ResolveRequest<T>): Resol
       }
     }
   });
-  const world = request.world.map((w) => ({ dep: parseDependency(w), by: 'the request' }));
+  const world = request.world.map((w) => {
+    const dep = parseDependency(w);
+    const asked = request.origins?.[dep.name] ?? request.origins?.[w];
+    const by = asked && asked.length > 0 ? asked.join('; ') : request.purpose === 'test' ? 'the test environment' : 'the build environment';
+    return { dep, by, world: true };
+  });
   // Constraints learnt from earlier attempts: a later demand that the greedy choice could not meet.
   const learnt = new Map<string, Demand[]>();
   const learntKeys = new Set<string>();
@@ -188,7 +197,7 @@ export function resolve<T extends Resolvable>(request: ResolveRequest<T>): Resol
       continue;
     }
     if (attempt.problems.length > 0) {
-      throw new ResolveError(attempt.problems, attempt.missing, request.repositories.map((r) => r.label));
+      throw new ResolveError(attempt.problems, attempt.missing, request.repositories.map((r) => r.label), request.purpose);
     }
     return { install: installOrder(attempt.selected), fromBase: [...attempt.fromBase].sort() };
   }
@@ -241,6 +250,15 @@ function attemptResolve<T extends Resolvable>(
     }
     const present = offered.get(dep.name) ?? [];
     if (present.some((o) => versionOk(o.version, dep))) continue;
+    // A need such as `ninja` or `git` is met by what the base provides under that name (cmd:, pc:, so:)
+    // when no repository has a package of that name (melange's needs name commands as often as packages).
+    if (demand.world && dep.op === undefined && present.length === 0 && !offers.has(dep.name)) {
+      const alias = ['cmd:', 'pc:', 'so:'].map((p) => p + dep.name).find((n) => request.base?.has(n));
+      if (alias !== undefined) {
+        fromBase.add(alias);
+        continue;
+      }
+    }
     if (present.length > 0) {
       // Something already chosen offers the name at another version: choose again knowing this demand.
       if (!(learnt.get(dep.name) ?? []).some((d) => d.dep.text === dep.text)) return { kind: 'learn', name: dep.name, demand };
