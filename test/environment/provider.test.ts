@@ -269,7 +269,7 @@ describe('RootProvider: refusals and bad input leave nothing in the cache', () =
   it('names an unknown package, an unsatisfiable constraint and the repositories searched', async () => {
     const r = await refused(spec(shared.repo, shared.key, ['hello', 'nosuchpkg', 'extra>=5']));
     expect(r.message).toContain('no package provides nosuchpkg');
-    expect(r.message).toContain('extra: no version satisfies extra>=5 (required by the request); available: 1-r0');
+    expect(r.message).toContain('extra: no version satisfies extra>=5 (required by the build environment); available: 1-r0');
     expect(r.message).toContain(`repositories searched: ${join(shared.repo, ARCH)}`);
     expect(r.leftovers).toEqual([]);
   });

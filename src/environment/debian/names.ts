@@ -66,9 +66,12 @@ export function closestNames(name: string, candidates: Iterable<string>): string
   const scored: { n: string; d: number }[] = [];
   const stem = name.replace(/-dev$/, '');
   for (const c of candidates) {
-    if (Math.abs(c.length - name.length) > 8 && !c.includes(stem)) continue;
+    // Only plausible candidates get the (quadratic) edit distance: the suite has some 60,000 names.
+    const prefixed = stem.length >= 3 && (c.startsWith(stem) || c.startsWith(`lib${stem}`));
+    if (!prefixed && (Math.abs(c.length - name.length) > 3 || c.slice(0, 2) !== name.slice(0, 2))) continue;
     let d = Math.min(editDistance(name, c), editDistance(stem, c.replace(/-dev$/, '')) + 1);
-    if (stem.length >= 3 && (c === `lib${stem}-dev` || c === `lib${stem}` || c === `${stem}-utils`)) d = 0.5;
+    // A Debian name that starts with the Wolfi stem (libxml → libxml2-dev, zlib → zlib1g-dev) beats a typo-close one.
+    if (prefixed) d = Math.min(d, 0.5 + Math.abs(c.length - name.length) / 10 + (c.endsWith('-dev') === name.endsWith('-dev') ? 0 : 1));
     scored.push({ n: c, d });
   }
   return scored
