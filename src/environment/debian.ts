@@ -127,8 +127,12 @@ export async function createDebianRoot(
   logs.log(`environment: mmdebstrap ${what} from ${base.mirror} (output in the build log)`);
   const before = await debsIn(debCache);
   const tail = new Tail(30);
+  // As root, mmdebstrap's mounts (and our bind of the download cache) happen in the host's mount namespace: a
+  // private one dies with mmdebstrap, so a failed run cannot leave the cache mounted inside a temp root that
+  // is then deleted. (Unprivileged mmdebstrap already runs in its own namespaces.)
+  const [command, ...prefix] = process.getuid?.() === 0 ? ['unshare', '--mount', '--propagation', 'private', 'mmdebstrap'] : ['mmdebstrap'];
   const result = await runTool(
-    execa('mmdebstrap', mmdebstrapArgs(base, arch, target), {
+    execa(command!, [...prefix, ...mmdebstrapArgs(base, arch, target)], {
       reject: false,
       all: true,
       buffer: false,
