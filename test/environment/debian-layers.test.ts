@@ -3,7 +3,7 @@
 // downloads only the .debs the first did not; an interrupted layer leaves nothing in the cache; a recipe naming
 // Wolfi packages builds unchanged. The plain bookworm base is made once in the shared test cache and seeded
 // (hard links, never written) into each test's private cache, so the download counts are this test's own.
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { execa } from 'execa';
@@ -15,20 +15,15 @@ import { RootProvider } from '../../src/environment/root-provider.ts';
 import { BubblewrapRunner } from '../../src/runners/bubblewrap.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 import { ARCH, makeKey } from './repo.ts';
-import { SHARED_ROOT_CACHE } from './shared-cache.ts';
+import { PLAIN_DEBIAN_BASE, seedPlainBase, SHARED_ROOT_CACHE } from './shared-cache.ts';
 
 const tempDir = useTempDirs();
-const BASE = 'debian:bookworm';
+const BASE = PLAIN_DEBIAN_BASE;
 
 /** A private root cache holding (hard links to) the shared plain bookworm base. */
 async function seededCache(dir: string): Promise<string> {
-  const shared = new RootProvider({ cacheDir: SHARED_ROOT_CACHE });
-  const root = await shared.prepare({ repositories: [BASE], keyring: [], packages: [], arch: ARCH }, () => undefined);
-  const meta = JSON.parse(await readFile(join(SHARED_ROOT_CACHE, 'roots', root.digest!, 'root.json'), 'utf8')) as { inputs: { base: { digest: string } } };
-  const baseDigest = meta.inputs.base.digest;
   const cache = join(dir, 'roots-cache');
-  await mkdir(join(cache, 'roots'), { recursive: true });
-  await execa('cp', ['-al', join(SHARED_ROOT_CACHE, 'roots', baseDigest), join(cache, 'roots', baseDigest)]);
+  await seedPlainBase(cache);
   return cache;
 }
 
