@@ -5,6 +5,7 @@
 // dependencies come before their dependents (cycles are allowed, as in apk).
 import { apkVersionSatisfies, compareApkVersions, isValidApkVersion, type ApkVersionOperator } from '../../apk/version.ts';
 import { BuilderError } from '../../errors.ts';
+import { baseProvision } from '../base-provides.ts';
 
 /** The fields of an index entry the resolver reads. */
 export interface Resolvable {
@@ -253,7 +254,7 @@ function attemptResolve<T extends Resolvable>(
     // A need such as `ninja` or `git` is met by what the base provides under that name (cmd:, pc:, so:)
     // when no repository has a package of that name (melange's needs name commands as often as packages).
     if (demand.world && dep.op === undefined && present.length === 0 && !offers.has(dep.name)) {
-      const alias = ['cmd:', 'pc:', 'so:'].map((p) => p + dep.name).find((n) => request.base?.has(n));
+      const alias = request.base ? baseProvision(request.base, dep.name) : undefined;
       if (alias !== undefined) {
         fromBase.add(alias);
         continue;

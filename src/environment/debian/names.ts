@@ -9,7 +9,7 @@ import { createInterface } from 'node:readline';
 import { BuilderError, ConfigError, type ConfigProblem } from '../../errors.ts';
 import { editDistance } from '../../config/suggest.ts';
 import { parseDependency } from '../apk/resolve.ts';
-import type { BaseProvides } from '../base-provides.ts';
+import { baseProvision, type BaseProvides } from '../base-provides.ts';
 import { mapPackageName, type PackageMap } from './name-map.ts';
 
 export type EnvironmentPurpose = 'build' | 'test';
@@ -79,13 +79,6 @@ export function closestNames(name: string, candidates: Iterable<string>): string
     .filter((s) => s.d <= Math.max(2, name.length / 2))
     .slice(0, 3)
     .map((s) => s.n);
-}
-
-/** How the base provides `name`, if it does: the name itself, or its `cmd:`, `pc:` or `so:` virtual. */
-export function baseProvision(base: ReadonlyMap<string, string | undefined>, name: string): string | undefined {
-  if (base.has(name)) return name;
-  for (const prefix of ['cmd:', 'pc:', 'so:']) if (base.has(prefix + name)) return prefix + name;
-  return undefined;
 }
 
 /** Sorts the request's names into APK, base and map; one error lists every name none of them serves. */
