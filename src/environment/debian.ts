@@ -182,7 +182,10 @@ export async function installDebianPackages(
     '--setenv', 'LC_ALL', 'C.UTF-8',
     '--setenv', 'DEBIAN_FRONTEND', 'noninteractive',
     '--',
-    'apt-get', 'install', '-y', '--no-install-recommends', '-o', 'APT::Keep-Downloaded-Packages=true', '-o', 'Dpkg::Use-Pty=0', ...packages,
+    'apt-get', 'install', '-y', '--no-install-recommends', '-o', 'APT::Keep-Downloaded-Packages=true', '-o', 'Dpkg::Use-Pty=0',
+    // No fsync per file (as mmdebstrap does while it installs): the layer is published only when complete.
+    '-o', 'Dpkg::Options::=--force-unsafe-io',
+    ...packages,
   ];
   const result = await runTool(execa('bwrap', args, { reject: false, all: true, buffer: false, stdin: 'ignore', cancelSignal: signal }), logs, tail);
   if (result.exitCode !== 0 || result.failed) {
