@@ -2,7 +2,7 @@
 // root is what `debootstrap` plus `apt-get install` would give. A base keeps apt and its package lists, so a
 // layer (more packages) is made from a copy of a cached base by apt inside it, not by a new mmdebstrap.
 // Every .deb either downloads lands in one shared download cache, bind-mounted where apt keeps its archives.
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
@@ -165,6 +165,9 @@ export async function installDebianPackages(
 ): Promise<number> {
   await mkdir(join(debCache, 'partial'), { recursive: true });
   await mkdir(join(rootfs, 'var/cache/apt/archives'), { recursive: true });
+  // Debian's way to keep maintainer scripts from starting services while packages are installed.
+  const policy = join(rootfs, 'usr/sbin/policy-rc.d');
+  await writeFile(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
   const before = await debsIn(debCache);
   const tail = new Tail(30);
   const args = [
@@ -187,11 +190,30 @@ export async function installDebianPackages(
     '-o', 'Dpkg::Options::=--force-unsafe-io',
     ...packages,
   ];
-  const result = await runTool(execa('bwrap', args, { reject: false, all: true, buffer: false, stdin: 'ignore', cancelSignal: signal }), logs, tail);
+  // bwrap's init in the new pid namespace ignores SIGTERM, so an interrupt kills the whole process group
+  // (bwrap, its init, apt, dpkg, maintainer scripts): nothing keeps writing into a temp root being removed.
+  const child = execa('bwrap', args, { reject: false, all: true, buffer: false, stdin: 'ignore', detached: true });
+  const kill = (): void => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  };
+  signal?.addEventListener('abort', kill, { once: true });
+  if (signal?.aborted) kill();
+  let result: { exitCode: number | undefined; failed: boolean };
+  try {
+    result = await runTool(child, logs, tail);
+  } finally {
+    signal?.removeEventListener('abort', kill);
+  }
+  if (signal?.aborted) throw new BuilderError(`interrupted while apt-get installed ${packages.join(' ')}`);
   if (result.exitCode !== 0 || result.failed) {
     throw new BuilderError(mirrorProblem(tail.lines, mirror) ?? `apt-get could not install ${packages.join(' ')} (exit ${result.exitCode ?? 'signal'})`, {
       details: tail.lines,
     });
   }
+  await rm(policy, { force: true });
   return reportDownloads(debCache, before, logs);
 }

@@ -74,6 +74,9 @@ describe('layered Debian bases', () => {
     await expect(attempt).rejects.toThrow();
     expect((await readdir(join(cacheDir, 'roots'))).sort()).toEqual(before);
     expect(await readdir(join(cacheDir, 'tmp'))).toEqual([]);
+    // …and no process of the interrupted layer is left running (zombies wait for this machine's late reaper).
+    const ps = await execa('ps', ['-eo', 'stat=,args=']);
+    expect(ps.stdout.split('\n').filter((l) => l.includes(cacheDir) && !l.trim().startsWith('Z'))).toEqual([]);
   }, 600_000);
 
   it('fails before building on an unmapped name; --package-map fixes it; an unreachable mirror is named', async () => {
