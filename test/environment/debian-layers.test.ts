@@ -167,6 +167,7 @@ pipeline:
     const head = await readApkHead(result.packages[0]!.path);
     expect(head.info.depend).toEqual(expect.arrayContaining(['so:libc.so.6', 'so:libz.so.1']));
     expect(head.info.depend.filter((d) => !d.startsWith('so:'))).toEqual([]);
-    expect(lines.join('\n')).toMatch(/samurai: built-in map → Debian ninja-build/);
+    // Per-name lines appear when the request is resolved; a later run hits the shared cache's request record.
+    expect(lines.join('\n')).toMatch(/samurai: built-in map → Debian ninja-build|environment: cache hit [0-9a-f]{12} \(debian:bookworm \+ deb build-essential,/);
   }, 900_000);
 });
