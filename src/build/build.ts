@@ -183,6 +183,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           root = await options.environmentProvider.prepare(
             rootSpec(plan.environment, env, plan.arch),
             (line) => ctx.output(line),
+            (line) => ws.log.write(`${line}\n`),
           );
           ctx.output(root.description);
           ws.log.write(`# build root: ${root.description}\n`);

@@ -89,7 +89,11 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
               env,
               plan.arch,
             );
-            root = await options.environmentProvider.prepare({ ...spec, fromRepositories: [pkg.name] }, (line) => ctx.output(line));
+            root = await options.environmentProvider.prepare(
+              { ...spec, fromRepositories: [pkg.name], purpose: 'test' },
+              (line) => ctx.output(line),
+              (line) => workspace.log.write(`${line}\n`),
+            );
             ctx.output(root.description);
             const line = await checkInstalled(root, pkg.name, version, resolve(options.outDir, plan.arch));
             ctx.output(line);

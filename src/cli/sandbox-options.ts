@@ -36,6 +36,7 @@ export interface SandboxFlags {
   keyringAppend: string[];
   packageAppend: string[];
   ignoreSignatures: boolean;
+  packageMap?: string;
   apkCacheDir?: string;
   rootCacheDir?: string;
   sourceDir?: string;
@@ -78,6 +79,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('-k, --keyring-append <keys>', 'public keys trusted for repositories (comma-separated, repeatable)', collectList, [])
     .option('--package-append <pkgs>', 'packages added to the environment (comma-separated, repeatable)', collectList, [])
     .option('--env-file <file>', 'dotenv file of variables preloaded into the steps\' environment; the recipe\'s environment wins (repeatable)', collectList, [])
+    .option('--package-map <file>', 'YAML map of package names to Debian packages (name: [deb, ...]; name: [] drops), over the built-in map')
     .option('--ignore-signatures', 'accept unsigned or untrusted repository indexes and packages', false)
     .option('--apk-cache-dir <dir>', 'cache for downloaded packages and indexes (default: <root cache>/downloads)')
     .option('--root-cache-dir <dir>', 'cache of build roots (default: $XDG_CACHE_HOME/builder-roots, else ~/.cache/builder-roots)')
@@ -193,7 +195,7 @@ export async function sandboxSetup(flags: SandboxFlags, signal: AbortSignal): Pr
         signal,
       }),
     ],
-    environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir ?? defaultRootCacheDir(), apkCacheDir: flags.apkCacheDir, signal }),
+    environmentProvider: new SelectingProvider({ cacheDir: flags.rootCacheDir ?? defaultRootCacheDir(), apkCacheDir: flags.apkCacheDir, packageMap: flags.packageMap, debug: flags.debug, signal }),
     environment: {
       base: flags.base,
       repositoryAppend: flags.repositoryAppend,
