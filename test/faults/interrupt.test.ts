@@ -1,0 +1,74 @@
+// Ctrl-C and SIGTERM at random moments of a Bubblewrap build leave nothing behind: no live process, no temp
+// dir, no partial output, and the out dir's index stays valid. Seeded (BUILDER_FAULT_SEED replays a run) and
+// bounded: the moments are spread over one measured build.
+import { createPublicKey } from 'node:crypto';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { readApkIndex } from '../../src/apk/index.ts';
+import { verifyApk, verifyApkIndex } from '../../src/apk/verify.ts';
+import { builder, REPO } from '../helpers/cli.ts';
+import { useTempDirs } from '../helpers/tmp.ts';
+import { type InterruptOutcome, runInterrupted, seededRandom } from './interrupt-harness.ts';
+
+const tempDir = useTempDirs();
+const SEED = Number(process.env.BUILDER_FAULT_SEED ?? 20261208);
+const MOMENTS = 20;
+const KEYS = join(REPO, 'node_modules', '.cache', 'builder-test-keys');
+const FINAL = new Set(['x86_64', 'x86_64/APKINDEX.tar.gz', 'x86_64/hello-1.0.0-r0.apk', 'x86_64/hello-doc-1.0.0-r0.apk']);
+
+beforeAll(async () => {
+  await mkdir(KEYS, { recursive: true });
+  if (!(await stat(join(KEYS, 'test.rsa')).then(() => true, () => false))) {
+    const r = await builder(['keygen', join(KEYS, 'test')]);
+    expect(r.exitCode, r.all).toBe(0);
+  }
+});
+
+/** What must hold after any run, interrupted or not. */
+async function expectNoLeftovers(outcome: InterruptOutcome, out: string, cache: string, what: string): Promise<void> {
+  const context = `${what}\n${outcome.output.split('\n').slice(-15).join('\n')}`;
+  expect(outcome.processes, context).toEqual([]);
+  expect(outcome.tempEntries, context).toEqual([]);
+  // An interrupted build exits 130 after cleaning up; one the signal reached before the handler was installed
+  // dies by it; one that had already finished exits 0.
+  expect(outcome.exitCode === 130 || outcome.exitCode === 0 || outcome.killedBy !== undefined, context).toBe(true);
+  const files = (await readdir(out, { recursive: true })).map(String);
+  expect(files.filter((f) => !FINAL.has(f)), context).toEqual([]);
+  const keyring = new Map([['test.rsa.pub', createPublicKey(await readFile(join(KEYS, 'test.rsa.pub')))]]);
+  const indexPath = join(out, 'x86_64/APKINDEX.tar.gz');
+  if (files.includes('x86_64/APKINDEX.tar.gz')) {
+    await verifyApkIndex(indexPath, keyring);
+    for (const e of (await readApkIndex(indexPath)).entries) {
+      await verifyApk(join(out, 'x86_64', `${e.pkgname}-${e.pkgver}.apk`), keyring);
+    }
+  }
+  for (const sub of ['builder-roots/tmp', 'builder-roots/locks']) {
+    expect(await readdir(join(cache, sub)).catch(() => []), `${context}\n${sub}`).toEqual([]);
+  }
+}
+
+describe('interrupting builder build (bubblewrap)', () => {
+  it(`leaves nothing behind at ${MOMENTS} random moments (seed ${SEED})`, async () => {
+    const out = await tempDir();
+    const cache = await tempDir();
+    const args = ['build', 'examples/hello/hello.yaml', '--runner', 'bubblewrap', '--out-dir', out, '--signing-key', join(KEYS, 'test.rsa')];
+    const env = { SOURCE_DATE_EPOCH: '1700000000', XDG_CACHE_HOME: cache };
+    // One whole build: the span the moments are drawn from, and a valid index for the interrupted runs to keep.
+    const whole = await runInterrupted({ args, env, delayMs: null, signal: 'SIGINT', exitWithinMs: 120_000 });
+    expect(whole.exitCode, whole.output).toBe(0);
+    await expectNoLeftovers(whole, out, cache, 'uninterrupted build');
+
+    const random = seededRandom(SEED);
+    const outcomes: string[] = [];
+    for (let i = 0; i < MOMENTS; i++) {
+      const delayMs = Math.floor(random() * whole.elapsedMs * 1.1);
+      const signal = random() < 0.5 ? 'SIGINT' : 'SIGTERM';
+      const outcome = await runInterrupted({ args, env, delayMs, signal, exitWithinMs: 60_000 });
+      outcomes.push(`${signal}@${delayMs}ms→${outcome.exitCode ?? outcome.killedBy}`);
+      await expectNoLeftovers(outcome, out, cache, `moment ${i}: ${signal} after ${delayMs} ms (seed ${SEED})`);
+    }
+    // The moments must actually have interrupted builds, not only missed them.
+    expect(outcomes.filter((o) => o.endsWith('→130')).length, outcomes.join(', ')).toBeGreaterThanOrEqual(MOMENTS / 4);
+  }, 600_000);
+});
