@@ -5,8 +5,6 @@ import { execa } from 'execa';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { listApkData } from '../../src/apk/reader.ts';
 import { emptyPackageInfo } from '../../src/apk/pkginfo.ts';
@@ -15,19 +13,13 @@ import { writeApk } from '../../src/apk/writer.ts';
 import { extractTar } from '../../src/archive/safe-extract.ts';
 import { installPackages } from '../../src/environment/apk/install.ts';
 import { PackageFormatError } from '../../src/errors.ts';
+import { type TarEntry, tarOf } from '../helpers/tar.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 import { ARCH, buildPackage, makeKey } from '../environment/repo.ts';
 
 const tempDir = useTempDirs();
 
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-function tarOf(entries: Entry[]): Readable {
-  const pack = tar.pack();
-  for (const { body, ...h } of entries) pack.entry(h as tar.Header, body ?? '');
-  pack.finalize();
-  return pack as unknown as Readable;
-}
+type Entry = TarEntry;
 
 /** A host directory outside the root every hostile entry aims at; it must stay empty. */
 async function canary(): Promise<string> {
