@@ -4,8 +4,12 @@
 import { execa } from 'execa';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createPublicKey } from 'node:crypto';
+import { expect } from 'vitest';
+import { readApkIndex } from '../../src/apk/index.ts';
+import { verifyApk, verifyApkIndex } from '../../src/apk/verify.ts';
 import { BUILDER, REPO } from '../helpers/cli.ts';
 
 /** mulberry32: a small seeded generator, so a failing moment can be replayed with the same seed. */
@@ -101,5 +105,36 @@ export async function runInterrupted(c: InterruptCase): Promise<InterruptOutcome
     };
   } finally {
     await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+export interface BuildOutputs {
+  out: string;
+  /** XDG_CACHE_HOME of the runs (its root cache must hold no temp dir or lock). */
+  cache: string;
+  /** Every path the out dir may hold (relative). */
+  final: ReadonlySet<string>;
+  publicKey: string;
+}
+
+/** What must hold after any build, interrupted or not. */
+export async function expectBuildLeftoversNone(outcome: InterruptOutcome, o: BuildOutputs, what: string): Promise<void> {
+  const context = `${what}\n${outcome.output.split('\n').slice(-15).join('\n')}`;
+  expect(outcome.processes, context).toEqual([]);
+  expect(outcome.tempEntries, context).toEqual([]);
+  // An interrupted build exits 130 after cleaning up; one the signal reached before the handler was installed
+  // dies by it; one that had already finished exits 0.
+  expect(outcome.exitCode === 130 || outcome.exitCode === 0 || outcome.killedBy !== undefined, context).toBe(true);
+  const files = (await readdir(o.out, { recursive: true })).map(String);
+  expect(files.filter((f) => !o.final.has(f)), context).toEqual([]);
+  const keyring = new Map([[basename(o.publicKey), createPublicKey(await readFile(o.publicKey))]]);
+  for (const index of files.filter((f) => f.endsWith('/APKINDEX.tar.gz'))) {
+    await verifyApkIndex(join(o.out, index), keyring);
+    for (const e of (await readApkIndex(join(o.out, index))).entries) {
+      await verifyApk(join(o.out, dirname(index), `${e.pkgname}-${e.pkgver}.apk`), keyring);
+    }
+  }
+  for (const sub of ['builder-roots/tmp', 'builder-roots/locks']) {
+    expect(await readdir(join(o.cache, sub)).catch(() => []), `${context}\n${sub}`).toEqual([]);
   }
 }

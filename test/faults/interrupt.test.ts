@@ -1,15 +1,12 @@
 // Ctrl-C and SIGTERM at random moments of a Bubblewrap build leave nothing behind: no live process, no temp
 // dir, no partial output, and the out dir's index stays valid. Seeded (BUILDER_FAULT_SEED replays a run) and
 // bounded: the moments are spread over one measured build.
-import { createPublicKey } from 'node:crypto';
 import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { readApkIndex } from '../../src/apk/index.ts';
-import { verifyApk, verifyApkIndex } from '../../src/apk/verify.ts';
 import { builder, REPO } from '../helpers/cli.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
-import { type InterruptOutcome, runInterrupted, seededRandom } from './interrupt-harness.ts';
+import { expectBuildLeftoversNone, type InterruptOutcome, runInterrupted, seededRandom } from './interrupt-harness.ts';
 
 const tempDir = useTempDirs();
 const SEED = Number(process.env.BUILDER_FAULT_SEED ?? 20261208);
@@ -25,27 +22,8 @@ beforeAll(async () => {
   }
 });
 
-/** What must hold after any run, interrupted or not. */
-async function expectNoLeftovers(outcome: InterruptOutcome, out: string, cache: string, what: string): Promise<void> {
-  const context = `${what}\n${outcome.output.split('\n').slice(-15).join('\n')}`;
-  expect(outcome.processes, context).toEqual([]);
-  expect(outcome.tempEntries, context).toEqual([]);
-  // An interrupted build exits 130 after cleaning up; one the signal reached before the handler was installed
-  // dies by it; one that had already finished exits 0.
-  expect(outcome.exitCode === 130 || outcome.exitCode === 0 || outcome.killedBy !== undefined, context).toBe(true);
-  const files = (await readdir(out, { recursive: true })).map(String);
-  expect(files.filter((f) => !FINAL.has(f)), context).toEqual([]);
-  const keyring = new Map([['test.rsa.pub', createPublicKey(await readFile(join(KEYS, 'test.rsa.pub')))]]);
-  const indexPath = join(out, 'x86_64/APKINDEX.tar.gz');
-  if (files.includes('x86_64/APKINDEX.tar.gz')) {
-    await verifyApkIndex(indexPath, keyring);
-    for (const e of (await readApkIndex(indexPath)).entries) {
-      await verifyApk(join(out, 'x86_64', `${e.pkgname}-${e.pkgver}.apk`), keyring);
-    }
-  }
-  for (const sub of ['builder-roots/tmp', 'builder-roots/locks']) {
-    expect(await readdir(join(cache, sub)).catch(() => []), `${context}\n${sub}`).toEqual([]);
-  }
+function expectNoLeftovers(outcome: InterruptOutcome, out: string, cache: string, what: string): Promise<void> {
+  return expectBuildLeftoversNone(outcome, { out, cache, final: FINAL, publicKey: join(KEYS, 'test.rsa.pub') }, what);
 }
 
 describe('interrupting builder build (bubblewrap)', () => {
