@@ -163,14 +163,26 @@ describe('an out dir on a full filesystem', () => {
 });
 
 describe('builder verify on valid-but-unusual packages', () => {
-  it('accepts size 0 (apk installs it, extracting nothing)', async () => {
+  it('accepts a v2.0 package signed over control + data without datahash, and refuses it tampered', async () => {
+    const { gzipMember } = await import('../../src/apk/gzip.ts');
+    const { encodeTarEntry, TAR_END_OF_ARCHIVE } = await import('../../src/apk/tar.ts');
+    const { buildSignatureStream } = await import('../../src/apk/signature.ts');
+    const { createPublicKey } = await import('node:crypto');
     const dir = await tempDir();
     const key = await makeKey(join(dir, 'keys'));
-    const keyring = new Map([['test.rsa.pub', (await import('node:crypto')).createPublicKey(await readFile(key.publicPath))]]);
-    const empty = await tempDir();
-    const out = join(dir, 'empty-1-r0.apk');
-    await writeApk({ sourceDir: empty, outputPath: out, signingKey: key.key, sourceDateEpoch: 0, info: { ...emptyPackageInfo('empty', '1-r0', ARCH), license: ['MIT'] } });
-    const summary = await verifyApk(out, keyring);
-    expect(summary.entries).toBe(0);
+    const keyring = new Map([['test.rsa.pub', createPublicKey(await readFile(key.publicPath))]]);
+    const header = (name: string, type: 'file' | 'directory', size: number) => ({ name, type, mode: type === 'file' ? 0o644 : 0o755, size, mtime: 0, uid: 0, gid: 0, uname: 'root', gname: 'root' });
+    const pkginfo = Buffer.from(`pkgname = old\npkgver = 1-r0\narch = ${ARCH}\nsize = 1\nlicense = MIT\n`);
+    const control = gzipMember(encodeTarEntry(header('.PKGINFO', 'file', pkginfo.length), pkginfo));
+    const data = gzipMember(Buffer.concat([encodeTarEntry(header('usr', 'directory', 0), Buffer.alloc(0)), TAR_END_OF_ARCHIVE]));
+    const signature = buildSignatureStream(key.key, Buffer.concat([control, data]), 0);
+    const good = join(dir, 'old-1-r0.apk');
+    await writeFile(good, Buffer.concat([signature, control, data]));
+    expect((await verifyApk(good, keyring)).entries).toBe(1);
+    const otherData = gzipMember(Buffer.concat([encodeTarEntry(header('etc', 'directory', 0), Buffer.alloc(0)), TAR_END_OF_ARCHIVE]));
+    const tampered = join(dir, 'tampered-1-r0.apk');
+    await writeFile(tampered, Buffer.concat([signature, control, otherData]));
+    await expect(verifyApk(tampered, keyring)).rejects.toThrow(/BAD signature/);
   });
 });
+
