@@ -7,10 +7,13 @@ import { collectLinterList } from '../../lint/settings.ts';
 import { networkPolicyFromFlags } from '../../observe/policy.ts';
 import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
 import { collect } from '../options.ts';
+import { isRepositoryBuild } from '../../repository/recipes.ts';
 import { withInterrupt } from '../interrupt.ts';
 import { addSandboxOptions, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
+import { addRepositoryOptions, buildRepository, REPOSITORY_HELP, type RepositoryFlags } from '../repository-build.ts';
+import type { ProgressRenderer } from '../../build/progress.ts';
 
-interface BuildFlags extends SandboxFlags {
+interface BuildFlags extends SandboxFlags, RepositoryFlags {
   outDir: string;
   signingKey?: string;
   generateIndex: boolean;
@@ -24,7 +27,7 @@ interface BuildFlags extends SandboxFlags {
 }
 
 export function registerBuildCommand(program: Command): void {
-  addSandboxOptions(program.command('build').description('build the packages of one or more recipes').argument('[recipe...]', 'recipe files', ['melange.yaml']))
+  addRepositoryOptions(addSandboxOptions(program.command('build').description('build the packages of one or more recipes').argument('[recipe...]', 'recipe files, or a directory of recipes', ['melange.yaml'])))
     .option('--out-dir <dir>', 'repository the packages and APKINDEX.tar.gz go to (under <dir>/<arch>/)', './packages')
     .option('--signing-key <file>', 'RSA private key to sign packages and the index with (see `builder keygen`)')
     .option('--no-generate-index', 'do not update <out-dir>/<arch>/APKINDEX.tar.gz')
@@ -38,6 +41,7 @@ export function registerBuildCommand(program: Command): void {
     .addHelpText(
       'after',
       `${ROOTS_HELP}
+${REPOSITORY_HELP}
 
 ${OBSERVABILITY_HELP}
 
@@ -47,33 +51,37 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
       const network = networkPolicyFromFlags(flags);
       const progress = chooseRenderer();
       await withInterrupt(async (signal) => {
+        const optionsFor = async (recipe: string, progress: ProgressRenderer, sandbox: SandboxFlags) => ({
+          ...sandboxSetup(sandbox, signal),
+          arch: flags.arch,
+          runner: flags.runner,
+          outDir: flags.outDir,
+          signingKey: flags.signingKey,
+          sourceDir: flags.sourceDir,
+          cacheDir: flags.cacheDir,
+          workspaceDir: flags.workspaceDir,
+          sourceDateEpoch: await resolveSourceDateEpoch(process.env, flags.buildDate, recipe),
+          debug: flags.debug,
+          generateIndex: flags.generateIndex,
+          keepWorkspace: flags.keepWorkspace,
+          pipelineDirs: flags.pipelineDir,
+          buildOptions: flags.buildOption,
+          namespace: flags.namespace,
+          lintRequire: flags.lintRequire,
+          lintWarn: flags.lintWarn,
+          persistLintResults: flags.persistLintResults,
+          network,
+          progress,
+          signal,
+        });
+        // A directory, or more than one recipe: a repository build, in dependency order.
+        if (await isRepositoryBuild(recipes)) {
+          await buildRepository(recipes, flags, (recipe, per, sandbox) => optionsFor(recipe, per.progress, sandbox), signal);
+          return;
+        }
         for (const recipe of recipes) {
-          const sourceDateEpoch = await resolveSourceDateEpoch(process.env, flags.buildDate, recipe);
           try {
-            const result = await (flags.verifyReproducible ? buildReproducibly : build)({
-              ...sandboxSetup(flags, signal),
-              recipeFile: recipe,
-              arch: flags.arch,
-              runner: flags.runner,
-              outDir: flags.outDir,
-              signingKey: flags.signingKey,
-              sourceDir: flags.sourceDir,
-              cacheDir: flags.cacheDir,
-              workspaceDir: flags.workspaceDir,
-              sourceDateEpoch,
-              debug: flags.debug,
-              generateIndex: flags.generateIndex,
-              keepWorkspace: flags.keepWorkspace,
-              pipelineDirs: flags.pipelineDir,
-              buildOptions: flags.buildOption,
-              namespace: flags.namespace,
-              lintRequire: flags.lintRequire,
-              lintWarn: flags.lintWarn,
-              persistLintResults: flags.persistLintResults,
-              network,
-              progress,
-              signal,
-            });
+            const result = await (flags.verifyReproducible ? buildReproducibly : build)({ ...(await optionsFor(recipe, progress, flags)), recipeFile: recipe });
             for (const p of result.packages) progress.note(`built ${p.path}`);
             if (result.indexPath) progress.note(`index ${result.indexPath}`);
             for (const line of result.observability?.summary ?? []) progress.note(line);
