@@ -28,6 +28,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'build-initramfs': async () => (await import('./commands/initramfs.ts')).registerInitramfsCommand,
   scan: async () => (await import('./commands/scan.ts')).registerScanCommand,
   lint: async () => (await import('./commands/lint.ts')).registerLintCommand,
+  plan: async () => (await import('./commands/plan.ts')).registerPlanCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };

@@ -180,3 +180,19 @@ export function waves(graph: RecipeGraph): string[][] {
   for (const n of graph.nodes) (out[level.get(n.id)!] ??= []).push(n.id);
   return out.map((w) => w.sort());
 }
+
+/** Recipes `id` depends on, directly or not, in the graph's order. */
+export function dependenciesOf(graph: RecipeGraph, id: string): string[] {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const out = new Set<string>();
+  const visit = (n: string): void => {
+    for (const d of byId.get(n)!.dependsOn) {
+      if (!out.has(d)) {
+        out.add(d);
+        visit(d);
+      }
+    }
+  };
+  visit(id);
+  return graph.nodes.map((n) => n.id).filter((n) => out.has(n));
+}
