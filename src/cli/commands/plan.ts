@@ -62,6 +62,6 @@ a base or a remote repository). Argo and GitHub output is YAML. See docs/scale-o
         signingKeySecret: flags.signingKeySecret,
       };
       if (flags.format === 'json') process.stdout.write(`${JSON.stringify(repositoryPlanJson(graph, flags.arch), null, 2)}\n`);
-      else process.stdout.write(stringify(flags.format === 'argo' ? argoWorkflow(graph, options) : githubWorkflow(graph, options), { lineWidth: 0 }));
+      else process.stdout.write(stringify(flags.format === 'argo' ? argoWorkflow(graph, options) : githubWorkflow(graph, options), { lineWidth: 0, aliasDuplicateObjects: false }));
     });
 }
