@@ -68,21 +68,24 @@ export function parseJobs(text: string): number {
   return n;
 }
 
-async function indexedPackages(outDir: string, arch: string): Promise<Set<string>> {
+/** What the out dir's index holds: `name-version` of packages whose file is there too, and every name provided. */
+async function outDirContents(outDir: string, arch: string): Promise<{ packages: Set<string>; names: Set<string> }> {
   const archDir = join(resolve(outDir), arch);
   const index = await readApkIndex(join(archDir, 'APKINDEX.tar.gz')).catch(() => undefined);
-  const present = new Set<string>();
+  const packages = new Set<string>();
+  const names = new Set<string>();
   for (const e of index?.entries ?? []) {
     // The index says it is there; the file must be too (a half-cleaned out dir is not up to date).
-    if (await access(join(archDir, `${e.pkgname}-${e.pkgver}.apk`)).then(() => true, () => false)) present.add(`${e.pkgname}-${e.pkgver}`);
+    if (await access(join(archDir, `${e.pkgname}-${e.pkgver}.apk`)).then(() => true, () => false)) packages.add(`${e.pkgname}-${e.pkgver}`);
+    for (const n of [e.pkgname, ...e.provides]) names.add(n.replace(/[<>=~].*$/, ''));
   }
-  return present;
+  return { packages, names };
 }
 
 export async function runSchedule(options: ScheduleOptions): Promise<RepositorySummary> {
   const started = new Date().toISOString();
   const run = options.run ?? build;
-  const indexed = await indexedPackages(options.outDir, options.arch);
+  const { packages: indexed, names: outNames } = await outDirContents(options.outDir, options.arch);
   const outcomes = new Map<string, RecipeOutcome>();
   const rebuilt = new Set<string>();
   const failed = new Set<string>();
@@ -107,10 +110,12 @@ export async function runSchedule(options: ScheduleOptions): Promise<RepositoryS
     const env = base.environment ?? {};
     const outIndex = join(resolve(options.outDir), options.arch, 'APKINDEX.tar.gz');
     const exists = (file: string) => access(file).then(() => true, () => false);
-    // Appended after the recipe's own repositories, as `--repository-append` is; only once it has an index
-    // (the first builds into an empty out dir have nothing to install from it). Its packages are signed
-    // with the signing key, so that key's public half is trusted too.
-    const outRepo = (await exists(outIndex)) ? [resolve(options.outDir)] : [];
+    // Appended after the recipe's own repositories, as `--repository-append` is, only for a recipe that
+    // installs something from it: the out dir's index changes with every build, and a root's identity
+    // includes its repositories' indexes, so appending it everywhere would make a fresh root per build.
+    // Its packages are signed with the signing key, so that key's public half is trusted too.
+    const usesOutDir = node.dependsOn.length > 0 || node.needs.some((n) => outNames.has(n));
+    const outRepo = usesOutDir && (await exists(outIndex)) ? [resolve(options.outDir)] : [];
     const outKey = base.signingKey && (await exists(`${base.signingKey}.pub`)) ? [`${base.signingKey}.pub`] : [];
     return run({
       ...base,

@@ -41,6 +41,8 @@ export interface RecipeSpec {
   fail?: boolean;
   /** Test-environment needs (edges too). */
   testNeeds?: string[];
+  /** A shell line of work for the step (the benchmark's stand-in for compiling). */
+  work?: string;
 }
 
 /** A recipe whose build checks each dependency's marker file in its root and installs its own. */
@@ -70,7 +72,7 @@ environment:
 pipeline:
   - runs: |
 ${checks || '      true'}
-      ${spec.fail ? 'echo "this recipe fails"; exit 3' : 'true'}
+      ${spec.fail ? 'echo "this recipe fails"; exit 3' : (spec.work ?? 'true')}
       mkdir -p "\${{targets.destdir}}/usr/share/${spec.name}"
       echo "marker of ${spec.name}" > "\${{targets.destdir}}/usr/share/${spec.name}/marker"
 ${test}`;
