@@ -1,9 +1,9 @@
 // A small, host-less world for repository builds: a signed APK repository holding only Debian's busybox-static
 // (every applet linked), so each recipe's root is busybox plus what it needs from the out dir, made in a
 // second; and recipes whose steps check that their dependencies' files are installed.
-import { copyFile, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { busyboxTree } from '../helpers/busybox.ts';
 import { generateSigningKey, loadSigningKey } from '../../src/apk/keys.ts';
 import { packageTree, writeIndex } from '../initramfs/apk-repository.ts';
 
@@ -17,19 +17,7 @@ export async function busyboxRepository(work: string): Promise<BusyboxRepository
   const { publicPath } = await generateSigningKey(keyPath, { bits: 2048 });
   const key = await loadSigningKey(keyPath);
   const dir = join(work, 'repo');
-  const debs = join(work, 'debs');
-  await mkdir(debs, { recursive: true });
-  await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', 'busybox-static'], { cwd: debs, stdin: 'ignore' });
-  const deb = (await readdir(debs)).find((f) => f.endsWith('.deb'))!;
-  const unpacked = join(work, 'busybox-deb');
-  await execa('dpkg-deb', ['-x', join(debs, deb), unpacked]);
-  const tree = join(work, 'busybox');
-  await mkdir(join(tree, 'bin'), { recursive: true });
-  await copyFile(join(unpacked, 'bin/busybox'), join(tree, 'bin/busybox'));
-  await execa('chmod', ['0755', join(tree, 'bin/busybox')]);
-  const applets = (await execa(join(tree, 'bin/busybox'), ['--list'])).stdout.split('\n').filter((a) => a !== '' && a !== 'busybox');
-  for (const a of applets) await symlink('busybox', join(tree, 'bin', a));
-  const busybox = await packageTree(dir, key, tree, { pkgname: 'busybox', pkgver: '1.35.0-r0', depend: [], provides: [] });
+  const busybox = await packageTree(dir, key, await busyboxTree(work), { pkgname: 'busybox', pkgver: '1.35.0-r0', depend: [], provides: [] });
   await writeIndex(dir, key, [busybox.entry]);
   return { dir, publicKey: publicPath };
 }

@@ -131,9 +131,15 @@ describe('builder build DIR', () => {
     const workflow = parse(argo.stdout) as { spec: { templates: { name: string; dag?: { tasks: { name: string; dependencies?: string[]; depends?: string }[] } }[] } };
     const ajv2020 = new Ajv2020({ strict: false, allErrors: true });
     addFormats(ajv2020);
+    // Kubernetes' integer formats: the type is checked, the width is not.
+    for (const f of ['int32', 'int64']) ajv2020.addFormat(f, true);
     ajv2020.addSchema(JSON.parse(await readFile(join(SCHEMAS, 'argo-workflows.schema.json'), 'utf8')) as object, 'argo');
     const validWorkflow = ajv2020.compile({ $ref: 'argo#/definitions/io.argoproj.workflow.v1alpha1.Workflow' });
     expect(validWorkflow(workflow), JSON.stringify(validWorkflow.errors?.slice(0, 5))).toBe(true);
+    // The validator does reject a malformed DAG (dependencies must be a list).
+    const broken = structuredClone(workflow);
+    broken.spec.templates.find((t) => t.dag)!.dag!.tasks[1]!.dependencies = 'r-c1' as unknown as string[];
+    expect(validWorkflow(broken)).toBe(false);
 
     const tasks = workflow.spec.templates.find((t) => t.dag)!.dag!.tasks;
     const argoEdges = tasks.filter((t) => t.name !== 'merge-index').map((t) => [t.name.replace(/^r-/, ''), [...(t.dependencies ?? [])].map((d) => d.replace(/^r-/, '')).sort()]);
@@ -148,6 +154,7 @@ describe('builder build DIR', () => {
     addFormats(ajv7);
     const validGh = ajv7.compile(JSON.parse(await readFile(join(SCHEMAS, 'github-workflow.schema.json'), 'utf8')) as object);
     expect(validGh(ghWorkflow), JSON.stringify(validGh.errors?.slice(0, 5))).toBe(true);
+    expect(validGh({ ...ghWorkflow, jobs: { 'wave-0': { 'runs-on': 'ubuntu-latest', strategy: { matrix: 3 }, steps: [] } } })).toBe(false);
     // Each wave holds only recipes whose dependencies are all in earlier waves.
     const waveOf = new Map<string, number>();
     Object.entries(ghWorkflow.jobs).forEach(([job, j]) => {
