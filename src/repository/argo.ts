@@ -3,10 +3,9 @@
 // that merges every task's packages into the repository and signs its index. Nothing here talks to a
 // cluster: the output is a manifest for `argo submit` / `kubectl create`.
 //
-// The shared volume holds the recipes (`<mount>/recipes`), one out dir per task (`<mount>/tasks/<task>`)
-// and the merged repository (`<mount>/packages`). A task writes only its own out dir, so no two pods ever
-// update the same index; it reads its dependencies' out dirs as repositories. The final task is the only
-// writer of the merged index.
+// A task writes only its own out dir (a directory on the shared volume, or its output artifact), so no two
+// pods ever update the same index; it reads its dependencies' out dirs as repositories. The final task is the
+// only writer of the merged index.
 import { type RecipeGraph, dependenciesOf } from './graph.ts';
 import { podLayout, type ScaleOutOptions, taskNames } from './scale-out.ts';
 
@@ -27,46 +26,71 @@ function finished(task: string): string {
 
 export function argoWorkflow(graph: RecipeGraph, options: ScaleOutOptions): Json {
   const names = taskNames(graph);
+  const task = (id: string) => names.get(id)!;
   const layout = podLayout(options);
+  const volume = options.storage === 'volume';
   const mounts = [
-    { name: 'repository', mountPath: layout.mount },
+    ...(volume ? [{ name: 'repository', mountPath: '/repository' }] : []),
     { name: 'signing-key', mountPath: layout.keyDir, readOnly: true },
-    ...(options.runner === 'qemu' ? [{ name: 'kvm', mountPath: '/dev/kvm' }] : []),
   ];
-  const buildTemplates = graph.nodes.map((node) => ({
-    name: `build-${names.get(node.id)!}`,
-    metadata: { labels: { 'builder.dev/recipe': names.get(node.id)! } },
-    container: {
-      image: options.image,
-      command: ['builder'],
-      args: layout.buildArgs(node, dependenciesOf(graph, node.id).map((d) => names.get(d)!), names.get(node.id)!),
-      env: [{ name: 'CI', value: 'true' }],
-      volumeMounts: mounts,
-      securityContext: securityContext(options.runner),
-    },
-  }));
+  const kvm = options.runner === 'qemu' ? [{ name: 'kvm', mountPath: '/dev/kvm' }] : [];
+  const recipesArtifact = options.recipesGit && {
+    name: 'recipes',
+    path: '/work/recipes',
+    git: { repo: options.recipesGit.repo, ...(options.recipesGit.revision ? { revision: options.recipesGit.revision } : {}) },
+  };
+  const dependencyArtifacts = (deps: string[], optional: boolean) => deps.map((d) => ({ name: `dep-${d}`, path: layout.dependencyDir(d), ...(optional ? { optional: true } : {}) }));
+  const fromTasks = (deps: string[]) => deps.map((d) => ({ name: `dep-${d}`, from: `{{tasks.${d}.outputs.artifacts.packages}}` }));
+
+  const buildTemplates = graph.nodes.map((node) => {
+    const deps = dependenciesOf(graph, node.id).map(task);
+    return {
+      name: `build-${task(node.id)}`,
+      ...(volume ? {} : { inputs: { artifacts: [...(recipesArtifact ? [recipesArtifact] : []), ...dependencyArtifacts(deps, false)] }, outputs: { artifacts: [{ name: 'packages', path: layout.outDir(task(node.id)) }] } }),
+      container: {
+        image: options.image,
+        command: ['builder'],
+        args: layout.buildArgs(node, deps, task(node.id)),
+        env: [{ name: 'CI', value: 'true' }],
+        volumeMounts: [...mounts, ...kvm],
+        securityContext: securityContext(options.runner),
+      },
+    };
+  });
+  const all = graph.nodes.map((n) => task(n.id));
   const indexTemplate = {
     name: 'merge-index',
+    // A failed task has no packages artifact: the merge takes what there is.
+    ...(volume ? {} : { inputs: { artifacts: dependencyArtifacts(all, true) }, outputs: { artifacts: [{ name: 'repository', path: layout.mergedDir }] } }),
     container: {
       image: options.image,
       command: ['sh', '-c'],
       // Fixed text: recipe data never reaches the shell. Copies to a temp name first, then renames, so a
       // reader of the merged repository never sees a half-copied package.
       args: [layout.mergeScript],
-      volumeMounts: mounts.filter((m) => m.name !== 'kvm'),
+      volumeMounts: mounts,
     },
   };
   const dag = {
     name: 'repository',
     dag: {
       tasks: [
-        ...graph.nodes.map((node) => ({
-          name: names.get(node.id)!,
-          template: `build-${names.get(node.id)!}`,
-          ...(node.dependsOn.length > 0 ? { dependencies: node.dependsOn.map((d) => names.get(d)!) } : {}),
-        })),
+        ...graph.nodes.map((node) => {
+          const deps = dependenciesOf(graph, node.id).map(task);
+          return {
+            name: task(node.id),
+            template: `build-${task(node.id)}`,
+            ...(node.dependsOn.length > 0 ? { dependencies: node.dependsOn.map(task) } : {}),
+            ...(!volume && deps.length > 0 ? { arguments: { artifacts: fromTasks(deps) } } : {}),
+          };
+        }),
         // Runs once every build has finished, whatever its result: what was built is published.
-        { name: 'merge-index', template: 'merge-index', depends: graph.nodes.map((n) => finished(names.get(n.id)!)).join(' && ') },
+        {
+          name: 'merge-index',
+          template: 'merge-index',
+          depends: all.map(finished).join(' && '),
+          ...(volume ? {} : { arguments: { artifacts: fromTasks(all) } }),
+        },
       ],
     },
   };
@@ -79,8 +103,9 @@ export function argoWorkflow(graph: RecipeGraph, options: ScaleOutOptions): Json
       // A failed recipe stops only its dependents: Argo skips tasks whose dependencies failed and keeps
       // running the others, as the local scheduler does.
       templates: [dag, ...buildTemplates, indexTemplate],
+      ...(options.artifactRepositoryRef && !volume ? { artifactRepositoryRef: options.artifactRepositoryRef } : {}),
       volumes: [
-        { name: 'repository', persistentVolumeClaim: { claimName: options.pvc } },
+        ...(volume ? [{ name: 'repository', persistentVolumeClaim: { claimName: options.pvc } }] : []),
         { name: 'signing-key', secret: { secretName: options.signingKeySecret } },
         ...(options.runner === 'qemu' ? [{ name: 'kvm', hostPath: { path: '/dev/kvm', type: 'CharDevice' } }] : []),
       ],

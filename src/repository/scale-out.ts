@@ -11,8 +11,14 @@ export interface ScaleOutOptions {
   /** Container image with builder, bwrap and (for qemu) qemu-system installed. */
   image: string;
   runner: 'bubblewrap' | 'qemu';
-  /** Argo: the PersistentVolumeClaim holding recipes, per-task out dirs and the merged repository. */
+  /** Argo: where packages travel between tasks: a shared volume, or the workflow's artifact repository. */
+  storage: 'volume' | 'artifacts';
+  /** Argo, volume storage: the PersistentVolumeClaim holding recipes, per-task out dirs and the merged repository. */
   pvc: string;
+  /** Argo, artifact storage: the git repository (and revision) the recipes are checked out from. */
+  recipesGit?: { repo: string; revision?: string };
+  /** Argo, artifact storage: `configmap:key` of the artifact repository (default: the controller's). */
+  artifactRepositoryRef?: { configMap: string; key: string };
   /** Argo: the Secret holding `builder.rsa` and `builder.rsa.pub`. GitHub: the secret with the private key. */
   signingKeySecret: string;
 }
@@ -32,34 +38,51 @@ export function taskNames(graph: RecipeGraph): Map<string, string> {
 }
 
 export interface PodLayout {
-  mount: string;
   keyDir: string;
+  /** Where a task writes its packages, and where a dependency's packages are found, by task name. */
+  outDir(task: string): string;
+  dependencyDir(task: string): string;
+  /** The merged repository. */
+  mergedDir: string;
   /** `builder` argv for one recipe: its own out dir, its dependencies' out dirs as repositories. */
   buildArgs(node: RecipeNode, dependencyTasks: string[], task: string): string[];
-  /** Shell text (fixed, no recipe data) that merges every task's packages into `<mount>/packages` and signs the index. */
+  /** Shell text (fixed, no recipe data) that merges every task's packages into `mergedDir` and signs the index. */
   mergeScript: string;
 }
 
-export function podLayout(options: ScaleOutOptions, mount = '/repository', keyDir = '/keys'): PodLayout {
+/**
+ * Volume storage: everything on one claim at `/repository` (recipes/, tasks/<task>/, packages/). Artifact
+ * storage: recipes checked out at `/work/recipes`, a task's packages at `/work/out` (its output artifact),
+ * each dependency's at `/work/deps/<task>` (input artifacts), the merged repository at `/work/packages`.
+ */
+export function podLayout(options: ScaleOutOptions, keyDir = '/keys'): PodLayout {
+  const volume = options.storage === 'volume';
+  const recipesRoot = volume ? '/repository/recipes' : '/work/recipes';
+  const dependencyDir = (task: string) => (volume ? `/repository/tasks/${task}` : `/work/deps/${task}`);
+  const outDir = (task: string) => (volume ? dependencyDir(task) : '/work/out');
+  const everyTask = volume ? '/repository/tasks/*' : '/work/deps/*';
+  const mergedDir = volume ? '/repository/packages' : '/work/packages';
   const key = `${keyDir}/builder.rsa`;
-  const archDir = `${mount}/packages/${options.arch}`;
+  const archDir = `${mergedDir}/${options.arch}`;
   return {
-    mount,
     keyDir,
+    outDir,
+    dependencyDir,
+    mergedDir,
     buildArgs: (node, dependencyTasks, task) => [
       'build',
-      `${mount}/recipes/${relative(options.recipesDir, node.file)}`,
+      `${recipesRoot}/${relative(options.recipesDir, node.file)}`,
       '--arch', options.arch,
       '--runner', options.runner,
-      '--out-dir', `${mount}/tasks/${task}`,
+      '--out-dir', outDir(task),
       '--signing-key', key,
       '--keyring-append', `${key}.pub`,
-      ...dependencyTasks.flatMap((d) => ['--repository-append', `${mount}/tasks/${d}`]),
+      ...dependencyTasks.flatMap((d) => ['--repository-append', dependencyDir(d)]),
     ],
     mergeScript: [
       'set -eu',
       `mkdir -p ${archDir}`,
-      `for apk in ${mount}/tasks/*/${options.arch}/*.apk; do`,
+      `for apk in ${everyTask}/${options.arch}/*.apk; do`,
       '  [ -e "$apk" ] || continue',
       `  cp "$apk" "${archDir}/.$(basename "$apk").tmp" && mv "${archDir}/.$(basename "$apk").tmp" "${archDir}/$(basename "$apk")"`,
       'done',

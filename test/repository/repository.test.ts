@@ -141,6 +141,16 @@ describe('builder build DIR', () => {
     broken.spec.templates.find((t) => t.dag)!.dag!.tasks[1]!.dependencies = 'r-c1' as unknown as string[];
     expect(validWorkflow(broken)).toBe(false);
 
+    // The same graph with packages passed as artifacts (recipes from git) validates too, with the same edges.
+    const viaArtifacts = await builder(['plan', dir, '--format', 'argo', '--image', 'registry.example/builder:1', '--storage', 'artifacts', '--recipes-git', 'https://git.example/recipes.git', '--artifact-repository-ref', 'artifact-repositories:default']);
+    expect(viaArtifacts.exitCode, viaArtifacts.all).toBe(0);
+    const artifactWorkflow = parse(viaArtifacts.stdout) as typeof workflow;
+    expect(validWorkflow(artifactWorkflow), JSON.stringify(validWorkflow.errors?.slice(0, 5))).toBe(true);
+    expect(artifactWorkflow.spec.templates.find((t) => t.dag)!.dag!.tasks.map((t) => [t.name, t.dependencies])).toEqual(
+      workflow.spec.templates.find((t) => t.dag)!.dag!.tasks.map((t) => [t.name, t.dependencies]),
+    );
+    expect(viaArtifacts.stdout).toMatch(/from: "\{\{tasks\.r-c1\.outputs\.artifacts\.packages\}\}"/);
+
     const tasks = workflow.spec.templates.find((t) => t.dag)!.dag!.tasks;
     const argoEdges = tasks.filter((t) => t.name !== 'merge-index').map((t) => [t.name.replace(/^r-/, ''), [...(t.dependencies ?? [])].map((d) => d.replace(/^r-/, '')).sort()]);
     const schedulerEdges = first.recipes.map((r) => [r.recipe, r.dependsOn]);

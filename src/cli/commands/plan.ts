@@ -21,7 +21,11 @@ interface PlanFlags {
   base?: string;
   image?: string;
   runner: 'bubblewrap' | 'qemu';
+  storage: 'volume' | 'artifacts';
   pvc: string;
+  recipesGit?: string;
+  recipesRevision?: string;
+  artifactRepositoryRef?: string;
   signingKeySecret: string;
 }
 
@@ -38,7 +42,11 @@ export function registerPlanCommand(program: Command): void {
     .option('--base <ref>', 'base the builds will use (its packages are not checked here)')
     .option('--image <ref>', 'argo, github-matrix: container image with builder (and bwrap or qemu) installed')
     .addOption(new Option('--runner <name>', 'argo, github-matrix: sandbox in the pods').choices(['bubblewrap', 'qemu']).default('bubblewrap'))
-    .option('--pvc <claim>', 'argo: PersistentVolumeClaim with recipes/, per-task out dirs and the merged packages/', 'builder-repository')
+    .addOption(new Option('--storage <kind>', 'argo: where packages travel between tasks').choices(['volume', 'artifacts']).default('volume'))
+    .option('--pvc <claim>', 'argo, volume storage: PersistentVolumeClaim with recipes/, per-task out dirs and the merged packages/', 'builder-repository')
+    .option('--recipes-git <url>', 'argo, artifact storage: git repository the recipes are checked out from (same layout as DIR)')
+    .option('--recipes-revision <rev>', 'argo, artifact storage: revision of --recipes-git')
+    .option('--artifact-repository-ref <configmap:key>', "argo, artifact storage: the artifact repository (default: the controller's)")
     .option('--signing-key-secret <name>', 'argo: Secret with builder.rsa and builder.rsa.pub; github-matrix: the secret holding the private key', 'builder-signing-key')
     .addHelpText(
       'after',
@@ -49,6 +57,11 @@ a base or a remote repository). Argo and GitHub output is YAML. See docs/scale-o
     )
     .action(async (args: string[], flags: PlanFlags) => {
       if (flags.format !== 'json' && !flags.image) throw new UsageError(`--format ${flags.format} needs --image`);
+      if (flags.format === 'argo' && flags.storage === 'artifacts' && !flags.recipesGit) throw new UsageError('--storage artifacts needs --recipes-git');
+      const [configMap, key, ...rest] = (flags.artifactRepositoryRef ?? '').split(':');
+      if (flags.artifactRepositoryRef !== undefined && (!configMap || !key || rest.length > 0)) {
+        throw new UsageError(`--artifact-repository-ref: "${flags.artifactRepositoryRef}" is not CONFIGMAP:KEY`);
+      }
       const recipes = await loadRecipeSet(args, { arch: flags.arch, pipelineDirs: flags.pipelineDir, buildOptions: flags.buildOption, note: (l) => process.stderr.write(`${l}\n`) });
       const graph = buildGraph(recipes);
       await checkExternalNeeds(graph, { arch: flags.arch, extraRepositories: flags.repositoryAppend, base: flags.base, baseDir: process.cwd() });
@@ -58,7 +71,10 @@ a base or a remote repository). Argo and GitHub output is YAML. See docs/scale-o
         arch: flags.arch,
         image: flags.image ?? '',
         runner: flags.runner,
+        storage: flags.storage,
         pvc: flags.pvc,
+        ...(flags.recipesGit ? { recipesGit: { repo: flags.recipesGit, revision: flags.recipesRevision } } : {}),
+        ...(configMap && key ? { artifactRepositoryRef: { configMap, key } } : {}),
         signingKeySecret: flags.signingKeySecret,
       };
       if (flags.format === 'json') process.stdout.write(`${JSON.stringify(repositoryPlanJson(graph, flags.arch), null, 2)}\n`);
