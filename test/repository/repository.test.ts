@@ -125,6 +125,19 @@ describe('builder build DIR', () => {
     expect(third.stderr).toMatch(/0 built, 10 up to date, 0 failed/);
   }, 600_000);
 
+  it('a rebuilt dependency rebuilds its dependents only with --rebuild-dependents', async () => {
+    const bump = async (epoch: number) => writeFile(join(dir, 'c1.yaml'), recipeText({ name: 'c1' }, repo).replace('epoch: 0', `epoch: ${epoch}`));
+    const built = (stdout: string) => (JSON.parse(stdout) as RepositorySummary).recipes.filter((r) => r.status === 'built').map((r) => r.recipe).sort();
+    await bump(1);
+    const plain = await builder([...buildArgs(dir, out), '--jobs', '2']);
+    expect(plain.exitCode, plain.all).toBe(0);
+    expect(built(plain.stdout)).toEqual(['c1']);
+    await bump(2);
+    const cascade = await builder([...buildArgs(dir, out), '--jobs', '2', '--rebuild-dependents']);
+    expect(cascade.exitCode, cascade.all).toBe(0);
+    expect(built(cascade.stdout)).toEqual(['c1', 'c2', 'c3', 'x-after', 'x-bad']);
+  }, 600_000);
+
   it('argo and github-matrix plans validate against their schemas and have the scheduler\'s edges', async () => {
     const argo = await builder(['plan', dir, '--format', 'argo', '--image', 'registry.example/builder:1']);
     expect(argo.exitCode, argo.all).toBe(0);
