@@ -2,7 +2,7 @@
 // recipe needs, installed from the out dir): dependency order with --jobs 2, a failure skipping exactly its
 // dependents, up-to-date skips, graph errors before anything runs, and the scale-out plans validated against
 // the Argo Workflows and GitHub Actions schemas with the same edges the scheduler ran.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -10,7 +10,8 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builder, hasStackTrace } from '../helpers/cli.ts';
+import { execa } from 'execa';
+import { BUILDER, REPO, builder, hasStackTrace } from '../helpers/cli.ts';
 import type { RepositorySummary } from '../../src/repository/schedule.ts';
 import { type BusyboxRepository, busyboxRepository, type RecipeSpec, recipeText, writeRecipes } from './fixture.ts';
 
@@ -233,4 +234,38 @@ describe('graph errors, before anything runs', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/--jobs: "0" is not a positive integer or "auto"/);
   });
+});
+
+describe('Ctrl-C during a repository build', () => {
+  it('stops every running build, cleans up their sandboxes and workspaces, exits 130', async () => {
+    const d = join(work, 'interrupt');
+    await writeRecipes(d, [{ name: 'slow1', work: 'sleep 120' }, { name: 'slow2', work: 'sleep 120' }, { name: 'after', needs: ['slow1'] }], repo);
+    const workspaces = join(work, 'interrupt-ws');
+    await mkdir(workspaces, { recursive: true });
+    const child = execa(process.execPath, [BUILDER, ...buildArgs(d, join(work, 'interrupt-out')), '--jobs', '2', '--workspace-dir', workspaces], {
+      cwd: REPO,
+      env: { CI: 'true' },
+      reject: false,
+      all: true,
+    });
+    let seen = '';
+    await new Promise<void>((resolveSeen) => {
+      child.all!.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (/slow1 \| .*▶ 1\/1/.test(seen) && /slow2 \| .*▶ 1\/1/.test(seen)) resolveSeen();
+      });
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode, r.all).toBe(130);
+    expect(r.all).not.toMatch(/after \| /);
+    expect(await readdir(workspaces)).toEqual([]);
+    // No process is left running in those workspaces (sleep, bwrap).
+    const alive: string[] = [];
+    for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
+      const cmd = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmd.includes(workspaces)) alive.push(cmd.replaceAll('\0', ' '));
+    }
+    expect(alive).toEqual([]);
+  }, 300_000);
 });
