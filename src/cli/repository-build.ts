@@ -54,8 +54,12 @@ export async function buildRepository(
     rebuildDependents: flags.rebuildDependents,
     outDir: flags.outDir,
     arch: flags.arch,
-    // The host's CPUs are split between the concurrent builds: the QEMU runner gets that many vCPUs.
-    buildOptions: (node, per) => optionsFor(node.file, per, { ...flags, cpu: flags.cpu ?? String(per.cpus) }),
+    // The host's CPUs are split between the concurrent builds: the QEMU runner gets that many vCPUs, or
+    // fewer when the recipe's package.resources.cpu asks for fewer (--cpu still wins).
+    buildOptions: (node, per) => {
+      const asked = /^\d+$/.test(node.plan.resources.cpu ?? '') ? Number(node.plan.resources.cpu) : per.cpus;
+      return optionsFor(node.file, per, { ...flags, cpu: flags.cpu ?? String(Math.max(1, Math.min(asked, per.cpus))) });
+    },
     progress: (node) => progress.open(node.id),
     run: flags.verifyReproducible ? buildReproducibly : undefined,
     signal,
