@@ -155,23 +155,6 @@ function findCycle(nodes: Map<string, RecipeNode>): string | undefined {
   return undefined;
 }
 
-/** Recipes that (transitively) depend on `id`. */
-export function dependentsOf(graph: RecipeGraph, id: string): Set<string> {
-  const out = new Set<string>();
-  let grew = true;
-  while (grew) {
-    grew = false;
-    for (const n of graph.nodes) {
-      if (out.has(n.id)) continue;
-      if (n.dependsOn.some((d) => d === id || out.has(d))) {
-        out.add(n.id);
-        grew = true;
-      }
-    }
-  }
-  return out;
-}
-
 /** Longest-path layers: wave k holds the recipes whose dependencies are all in earlier waves. */
 export function waves(graph: RecipeGraph): string[][] {
   const level = new Map<string, number>();

@@ -11,7 +11,7 @@ import { type BuildOptions, type BuildResult, build } from '../build/build.ts';
 import type { ProgressRenderer } from '../build/progress.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import { isArchTargeted } from '../pipeline/plan.ts';
-import { dependentsOf, type RecipeGraph, type RecipeNode } from './graph.ts';
+import type { RecipeGraph, RecipeNode } from './graph.ts';
 
 export type RecipeStatus = 'built' | 'up-to-date' | 'failed' | 'skipped' | 'not-for-arch';
 
@@ -103,35 +103,34 @@ export async function runSchedule(options: ScheduleOptions): Promise<RepositoryS
     node.packages.every((p) => indexed.has(p)) &&
     !(options.rebuildDependents && node.dependsOn.some((d) => rebuilt.has(d)));
 
+  const exists = (file: string) => access(file).then(() => true, () => false);
+  const outIndex = join(resolve(options.outDir), options.arch, 'APKINDEX.tar.gz');
+  /** Runs one build; never rejects (a failure, even in making its options, is the recipe's outcome). */
   const launch = async (node: RecipeNode): Promise<void> => {
     const { renderer, done } = options.progress(node);
     const begun = new Date().toISOString();
-    const base = await options.buildOptions(node, { progress: renderer, cpus });
-    const env = base.environment ?? {};
-    const outIndex = join(resolve(options.outDir), options.arch, 'APKINDEX.tar.gz');
-    const exists = (file: string) => access(file).then(() => true, () => false);
-    // Appended after the recipe's own repositories, as `--repository-append` is, only for a recipe that
-    // installs something from it: the out dir's index changes with every build, and a root's identity
-    // includes its repositories' indexes, so appending it everywhere would make a fresh root per build.
-    // Its packages are signed with the signing key, so that key's public half is trusted too.
-    const usesOutDir = node.dependsOn.length > 0 || node.needs.some((n) => outNames.has(n));
-    const outRepo = usesOutDir && (await exists(outIndex)) ? [resolve(options.outDir)] : [];
-    const outKey = base.signingKey && (await exists(`${base.signingKey}.pub`)) ? [`${base.signingKey}.pub`] : [];
-    return run({
-      ...base,
-      recipeFile: node.file,
-      environment: { ...env, repositoryAppend: [...(env.repositoryAppend ?? []), ...outRepo], keyringAppend: [...(env.keyringAppend ?? []), ...outKey] },
-    }).then(
-      () => {
-        rebuilt.add(node.id);
-        done(outcome(node, 'built', { started: begun, finished: new Date().toISOString() }));
-      },
-      (err: unknown) => {
-        failed.add(node.id);
-        const details = err instanceof BuilderError ? err.details : [];
-        done(outcome(node, 'failed', { started: begun, finished: new Date().toISOString(), error: [errorMessage(err), ...details].join('\n') }));
-      },
-    );
+    try {
+      const base = await options.buildOptions(node, { progress: renderer, cpus });
+      const env = base.environment ?? {};
+      // Appended after the recipe's own repositories, as `--repository-append` is, only for a recipe that
+      // installs something from it: the out dir's index changes with every build, and a root's identity
+      // includes its repositories' indexes, so appending it everywhere would make a fresh root per build.
+      // Its packages are signed with the signing key, so that key's public half is trusted too.
+      const usesOutDir = node.dependsOn.length > 0 || node.needs.some((n) => outNames.has(n));
+      const outRepo = usesOutDir && (await exists(outIndex)) ? [resolve(options.outDir)] : [];
+      const outKey = base.signingKey && (await exists(`${base.signingKey}.pub`)) ? [`${base.signingKey}.pub`] : [];
+      await run({
+        ...base,
+        recipeFile: node.file,
+        environment: { ...env, repositoryAppend: [...(env.repositoryAppend ?? []), ...outRepo], keyringAppend: [...(env.keyringAppend ?? []), ...outKey] },
+      });
+      rebuilt.add(node.id);
+      done(outcome(node, 'built', { started: begun, finished: new Date().toISOString() }));
+    } catch (err) {
+      failed.add(node.id);
+      const details = err instanceof BuilderError ? err.details : [];
+      done(outcome(node, 'failed', { started: begun, finished: new Date().toISOString(), error: [errorMessage(err), ...details].join('\n') }));
+    }
   };
 
   while (pending.length > 0 || running.size > 0) {
@@ -173,7 +172,8 @@ export async function runSchedule(options: ScheduleOptions): Promise<RepositoryS
     started,
     finished: new Date().toISOString(),
     jobs: options.jobs,
-    recipes: options.graph.nodes.map((n) => outcomes.get(n.id) ?? outcome(n, 'skipped', { because: [...failed].filter((f) => dependentsOf(options.graph, f).has(n.id)) })),
+    // Every recipe has its outcome: the loop ends only when none is pending or running.
+    recipes: options.graph.nodes.map((n) => outcomes.get(n.id)!),
   };
 }
 
