@@ -37,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   completion: async () => (await import('./commands/completion.ts')).registerCompletionCommand,
   'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
+  plan: async () => (await import('./commands/plan.ts')).registerPlanCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };

@@ -7,22 +7,26 @@ import { resolveSourceDateEpoch } from '../../build/source-date.ts';
 import { LINTERS } from '../../lint/linters.ts';
 import { networkPolicyFromFlags } from '../../observe/policy.ts';
 import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
+import type { ProgressRenderer } from '../../build/progress.ts';
+import { isRepositoryBuild } from '../../repository/recipes.ts';
 import { addBuildOptions, type BuildFlags, refuseUnsupported } from '../build-options.ts';
 import { withInterrupt } from '../interrupt.ts';
 import { quietRenderer } from '../quiet-renderer.ts';
-import { addSandboxOptions, checkArchRunnable, resolveRunFlags, ROOTS_HELP, sandboxSetup } from '../sandbox-options.ts';
+import { addRepositoryOptions, buildRepository, REPOSITORY_HELP, type RepositoryFlags } from '../repository-build.ts';
+import { addSandboxOptions, checkArchRunnable, resolveRunFlags, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
 
 export function registerBuildCommand(program: Command): void {
-  addBuildOptions(addSandboxOptions(program.command('build').description('build the packages of one or more recipes').argument('[recipe...]', 'recipe files', ['melange.yaml'])))
+  addRepositoryOptions(addBuildOptions(addSandboxOptions(program.command('build').description('build the packages of one or more recipes').argument('[recipe...]', 'recipe files, or a directory of recipes', ['melange.yaml']))))
     .addHelpText(
       'after',
       `${ROOTS_HELP}
+${REPOSITORY_HELP}
 
 ${OBSERVABILITY_HELP}
 
 Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
     )
-    .action(async (recipes: string[], flags: BuildFlags) => {
+    .action(async (recipes: string[], flags: BuildFlags & RepositoryFlags) => {
       refuseUnsupported(flags);
       const network = networkPolicyFromFlags(flags);
       const progress = chooseRenderer();
@@ -32,38 +36,48 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
       for (const arch of run.archs) checkArchRunnable(arch);
       const lintRequire = flags.failOnLintWarning ? [...flags.lintRequire, ...LINTERS.map((l) => l.name).filter((n) => !flags.lintWarn.includes(n))] : flags.lintRequire;
       await withInterrupt(async (signal) => {
+        // One set of build options for a single recipe and for each recipe of a repository build.
+        const optionsFor = async (recipe: string, arch: string, renderer: ProgressRenderer, sandbox: SandboxFlags) => ({
+          ...(await sandboxSetup(sandbox, signal)),
+          arch,
+          runner: flags.runner,
+          outDir: flags.outDir,
+          signingKey: flags.signingKey,
+          sourceDir: flags.sourceDir,
+          cacheDir: flags.cacheDir,
+          workspaceDir: flags.workspaceDir,
+          sourceDateEpoch: await resolveSourceDateEpoch(process.env, flags.buildDate, recipe),
+          debug: flags.debug,
+          generateIndex: flags.generateIndex,
+          keepWorkspace: run.keepWorkspace,
+          env: run.env,
+          ...(run.timeoutSeconds ? { timeout: run.timeoutSeconds } : {}),
+          emptyWorkspace: flags.emptyWorkspace,
+          stripOriginName: flags.stripOriginName,
+          ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),
+          pipelineDirs: run.pipelineDirs,
+          buildOptions: flags.buildOption,
+          namespace: flags.namespace,
+          lintRequire,
+          lintWarn: flags.lintWarn,
+          persistLintResults: flags.persistLintResults,
+          network,
+          progress: run.verbose ? renderer : quietRenderer(),
+          signal,
+        });
+        // A directory, or more than one recipe: a repository build, in dependency order, per architecture.
+        if (await isRepositoryBuild(recipes)) {
+          for (const arch of run.archs) {
+            await buildRepository(recipes, flags, { arch, pipelineDirs: run.pipelineDirs }, (recipe, per, sandbox) => optionsFor(recipe, arch, per.progress, sandbox), signal);
+          }
+          return;
+        }
         for (const recipe of recipes) {
-          const sourceDateEpoch = await resolveSourceDateEpoch(process.env, flags.buildDate, recipe);
           for (const arch of run.archs) {
             try {
               const result = await (flags.verifyReproducible ? buildReproducibly : build)({
-                ...(await sandboxSetup(flags, signal)),
+                ...(await optionsFor(recipe, arch, progress, flags)),
                 recipeFile: recipe,
-                arch,
-                runner: flags.runner,
-                outDir: flags.outDir,
-                signingKey: flags.signingKey,
-                sourceDir: flags.sourceDir,
-                cacheDir: flags.cacheDir,
-                workspaceDir: flags.workspaceDir,
-                sourceDateEpoch,
-                debug: flags.debug,
-                generateIndex: flags.generateIndex,
-                keepWorkspace: run.keepWorkspace,
-                env: run.env,
-                ...(run.timeoutSeconds ? { timeout: run.timeoutSeconds } : {}),
-                emptyWorkspace: flags.emptyWorkspace,
-                stripOriginName: flags.stripOriginName,
-                ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),
-                pipelineDirs: run.pipelineDirs,
-                buildOptions: flags.buildOption,
-                namespace: flags.namespace,
-                lintRequire,
-                lintWarn: flags.lintWarn,
-                persistLintResults: flags.persistLintResults,
-                network,
-                progress: run.verbose ? progress : quietRenderer(),
-                signal,
               });
               await writeLogs(flags, result);
               for (const p of result.packages) say(`built ${p.path}`);
