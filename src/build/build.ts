@@ -40,6 +40,8 @@ export interface SandboxRunOptions {
   pipelineDirs?: string[];
   /** Recipe `options` to enable (`--build-option`). */
   buildOptions?: string[];
+  /** Variables over the recipe's `vars` (`--vars-file`). */
+  vars?: Record<string, string>;
   /** Copied into the workspace; defaults to the recipe's folder. */
   sourceDir?: string;
   cacheDir: string;
@@ -106,6 +108,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       arch: options.arch,
       pipelineDirs: options.pipelineDirs,
       buildOptions: options.buildOptions,
+      vars: options.vars,
     });
   const main = plan.packages[0]!;
   const env = options.environment ?? {};

@@ -39,6 +39,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
     arch: options.arch,
     pipelineDirs: options.pipelineDirs,
     buildOptions: options.buildOptions,
+    vars: options.vars,
   });
   const pins = parseTargets(options.targets);
   for (const name of pins.keys()) {

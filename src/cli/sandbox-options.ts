@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { BuilderError, UsageError } from '../errors.ts';
 import { readEnvFiles } from './env-file.ts';
+import { readVarsFile } from './vars-file.ts';
 import { collectList, parseDuration } from './options.ts';
 
 export interface SandboxFlags {
@@ -19,6 +20,7 @@ export interface SandboxFlags {
   pipelineDir: string[];
   pipelineDirs: string[];
   buildOption: string[];
+  varsFile?: string;
   envFile: string[];
   cacheSource?: string;
   interactive: boolean;
@@ -64,6 +66,7 @@ export function addRecipeOptions(cmd: Command): Command {
     .option('--pipeline-dirs <dirs>', 'directories of pipeline definitions searched before the built-ins (comma-separated, repeatable)', collectList, [])
     .option('--pipeline-dir <dir>', 'one such directory (repeatable; same as --pipeline-dirs)', collectList, [])
     .option('--build-option <names>', "enable the recipe's `options` (comma-separated, repeatable)", collectList, [])
+    .option('--vars-file <file>', "YAML mapping of variables merged over the recipe's vars (the file wins; enabled options win over it)")
     .option('--namespace <name>', 'distribution namespace for SBOM package URLs (pkg:apk/<namespace>/...)', 'unknown')
     .addOption(new Option('--log-level <level>', 'how much builder says: debug and info print progress, warn and error only problems').choices(['debug', 'info', 'warn', 'error']).default('info'));
 }
@@ -112,6 +115,8 @@ export interface RunFlags {
   keepWorkspace: boolean;
   /** Variables from --env-file, under the recipe's environment. */
   env: Record<string, string>;
+  /** Variables from --vars-file, over the recipe's vars. */
+  vars: Record<string, string>;
   /** --timeout in seconds, when given and not 0. */
   timeoutSeconds?: number;
   /** Progress lines are shown (--log-level debug/info). */
@@ -129,6 +134,7 @@ export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) 
     pipelineDirs: [...flags.pipelineDirs, ...flags.pipelineDir],
     keepWorkspace: !removeAfter,
     env: await readEnvFiles(flags.envFile),
+    vars: flags.varsFile === undefined ? {} : await readVarsFile(flags.varsFile),
     ...(timeoutSeconds ? { timeoutSeconds } : {}),
     verbose: flags.logLevel === 'debug' || flags.logLevel === 'info',
   };

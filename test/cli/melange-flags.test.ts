@@ -61,6 +61,8 @@ async function run(command: 'build' | 'compile', args: string[]): Promise<Run> {
   await writeFile(join(dir, 'a.env'), 'export A=from-a-env\nBOTH=env\n');
   await writeFile(join(dir, 'b.env'), '# second file\nSLEEP=0\n');
   await writeFile(join(dir, 'slow.env'), 'SLEEP=60\n');
+  await writeFile(join(dir, 'vars.yaml'), '# over the recipe\noption-value: from-vars-file\nunused: x\n');
+  await writeFile(join(dir, 'bad-vars.yaml'), 'option-value: ok\nnested:\n  not: a string\n');
   await writeFile(join(dir, 'bad.env'), 'GOOD=1\nthis line is not an assignment\n');
   const out = join(dir, 'packages');
   const common = command === 'build' ? ['--runner', 'bubblewrap', '--out-dir', out, '--cache-dir', join(dir, 'cache')] : [];
@@ -177,9 +179,25 @@ const ROWS: Row[] = [
     ok(x);
     expect(x.r.stderr.match(/built .*flagtest-1\.0\.0-r0\.apk/g)).toHaveLength(1);
   } },
-  { flag: '--vars-file, --generate-provenance, --overlay-binsh, --trace, --disk: refused clearly', command: 'build', args: ['--vars-file=x.yaml'], check: (x) => {
+  { flag: '--vars-file (the file wins over the recipe\'s vars)', command: 'build', args: ['--vars-file=vars.yaml'], check: async (x) => {
+    ok(x);
+    expect(await shared(x, 'env')).toContain('OPTION=from-vars-file\n');
+  } },
+  { flag: '--vars-file with --build-option (the option wins)', command: 'compile', args: ['--vars-file', 'vars.yaml', '--build-option=extra'], check: (x) => {
+    ok(x);
+    expect(x.r.stdout).toContain('OPTION=enabled');
+  } },
+  { flag: '--vars-file not a string map → file:line:col', command: 'compile', args: ['--vars-file=bad-vars.yaml'], check: (x) => {
+    expect(x.r.exitCode).toBe(1);
+    expect(x.r.stderr).toBe('bad-vars.yaml:3:3: nested: expected a string, found a mapping');
+  } },
+  { flag: '--vars-file missing → names the flag and file', command: 'compile', args: ['--vars-file=nope.yaml'], check: (x) => {
     expect(x.r.exitCode).toBe(2);
-    expect(x.r.stderr).toMatch(/--vars-file: not supported/);
+    expect(x.r.stderr).toMatch(/--vars-file: nope\.yaml: no such file/);
+  } },
+  { flag: '--overlay-binsh, --trace: refused clearly', command: 'build', args: ['--trace=t.json'], check: (x) => {
+    expect(x.r.exitCode).toBe(2);
+    expect(x.r.stderr).toMatch(/--trace: melange's flag is accepted but builder does not support it/);
   } },
   { flag: '--log-policy builtin:stderr', command: 'build', args: ['--log-policy=builtin:stderr'], check: (x) => ok(x) },
   { flag: '--env-file with a malformed line → file:line and the line', command: 'compile', args: ['--env-file=bad.env'], check: (x) => {

@@ -57,6 +57,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
                 ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),
                 pipelineDirs: run.pipelineDirs,
                 buildOptions: flags.buildOption,
+                vars: run.vars,
                 namespace: flags.namespace,
                 lintRequire,
                 lintWarn: flags.lintWarn,

@@ -7,12 +7,15 @@ import type { BuildPlan } from '../../pipeline/plan.ts';
 import { planToJson } from '../../pipeline/plan-json.ts';
 import { addBuildOptions, type BuildFlags, refuseUnsupported } from '../build-options.ts';
 import { readEnvFiles } from '../env-file.ts';
+import { readVarsFile } from '../vars-file.ts';
 import { addSandboxOptions, recipeArchs } from '../sandbox-options.ts';
 
 export interface CompileFlags {
   arch: string;
   pipelineDir: string[];
   buildOption: string[];
+  /** `--vars-file` variables, over the recipe's vars. */
+  vars?: Record<string, string>;
   /** `--env-file` variables, under the recipe's environment. */
   env?: Record<string, string>;
 }
@@ -23,6 +26,7 @@ export async function compileRecipeFile(file: string, flags: CompileFlags): Prom
     arch: flags.arch,
     pipelineDirs: flags.pipelineDir,
     buildOptions: flags.buildOption,
+    vars: flags.vars,
   });
   if (flags.env) plan.environment.env = { ...flags.env, ...plan.environment.env };
   return plan;
@@ -55,12 +59,14 @@ sorted, so the output is stable and diffable.`,
       const archs = recipeArchs(flags);
       if (archs.length > 1) throw new UsageError(`--arch: compile takes one architecture (got ${archs.join(', ')})`);
       const env = await readEnvFiles(flags.envFile);
+      const vars = flags.varsFile === undefined ? undefined : await readVarsFile(flags.varsFile);
       process.stdout.write(
         await compileOutput(recipe, {
           arch: archs[0]!,
           pipelineDir: [...flags.pipelineDirs, ...flags.pipelineDir],
           buildOption: flags.buildOption,
           ...(Object.keys(env).length > 0 ? { env } : {}),
+          ...(vars ? { vars } : {}),
         }),
       );
     });
