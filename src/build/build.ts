@@ -16,6 +16,7 @@ import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
 import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
+import { applyRunLimits, type RunLimits } from './run-limits.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
@@ -52,8 +53,8 @@ export interface SandboxRunOptions {
   keepWorkspace: boolean;
   /** Variables preloaded into every step's environment (`--env-file`); the recipe's environment wins. */
   env?: Record<string, string>;
-  /** Bound in seconds for the whole run when the recipe sets no `package.timeout` (`--timeout`). */
-  timeout?: number;
+  /** `--timeout`, `--cpu`, `--memory`, `--disk`: over the recipe's package.timeout and package.resources. */
+  limits?: RunLimits;
   progress: ProgressRenderer;
   signal?: AbortSignal;
 }
@@ -102,14 +103,16 @@ export class BuildFailedError extends BuilderError {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const recipeFile = resolve(options.recipeFile);
-  const plan =
+  const plan = applyRunLimits(
     options.plan ??
-    compileRecipe(await loadRecipe(options.recipeFile), {
-      arch: options.arch,
-      pipelineDirs: options.pipelineDirs,
-      buildOptions: options.buildOptions,
-      vars: options.vars,
-    });
+      compileRecipe(await loadRecipe(options.recipeFile), {
+        arch: options.arch,
+        pipelineDirs: options.pipelineDirs,
+        buildOptions: options.buildOptions,
+        vars: options.vars,
+      }),
+    options.limits,
+  );
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
   for (const n of plan.notices) options.progress.note(n);
@@ -127,8 +130,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   checkObservabilitySupport(runner, network);
   await mkdir(options.cacheDir, { recursive: true });
 
-  // package.timeout bounds the whole build, like Ctrl-C would: steps are killed and everything cleaned up.
-  const timeoutSeconds = plan.timeout ?? options.timeout;
+  // The timeout (--timeout, else package.timeout) bounds the whole build, like Ctrl-C would: steps are killed
+  // and everything cleaned up.
+  const timeoutSeconds = plan.timeout;
   const timeout = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
   const signals = [options.signal, timeout].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
@@ -271,7 +275,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   } catch (err) {
     if (workspace && !options.signal?.aborted) keep = true;
     const timedOut = timeout?.aborted && !options.signal?.aborted;
-    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${plan.timeout ? 'package.timeout' : '--timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
+    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${options.limits?.timeout ? '--timeout' : 'package.timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
     const failure = new BuildFailedError(cause, keep ? workspace?.root : undefined);
     if (started && !observed && !signal?.aborted && isObservableRunner(runner)) await recordFailure?.(failure.details);
     throw failure;

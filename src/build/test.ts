@@ -12,6 +12,7 @@ import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
 import type { Task } from './progress.ts';
 import { podConfig, rootSpec, runStep } from './steps.ts';
+import { applyRunLimits } from './run-limits.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 
 export interface TestOptions extends SandboxRunOptions {
@@ -35,12 +36,15 @@ export class TestsFailedError extends BuilderError {
 
 export async function testRecipe(options: TestOptions): Promise<PackageTestResult[]> {
   const recipeFile = resolve(options.recipeFile);
-  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
-    arch: options.arch,
-    pipelineDirs: options.pipelineDirs,
-    buildOptions: options.buildOptions,
-    vars: options.vars,
-  });
+  const plan = applyRunLimits(
+    compileRecipe(await loadRecipe(options.recipeFile), {
+      arch: options.arch,
+      pipelineDirs: options.pipelineDirs,
+      buildOptions: options.buildOptions,
+      vars: options.vars,
+    }),
+    options.limits,
+  );
   const pins = parseTargets(options.targets);
   for (const name of pins.keys()) {
     if (!plan.packages.some((p) => p.name === name)) throw new UsageError(`package "${name}" is not built by ${options.recipeFile}`);

@@ -17,6 +17,11 @@ const RECIPE = `package:
   version: 1.0.0
   epoch: 0
   description: shows what the flags did
+  timeout: 1h
+  resources:
+    cpu: "1"
+    memory: 1G
+    disk: 1G
   copyright:
     - license: MIT
 environment:
@@ -155,9 +160,22 @@ const ROWS: Row[] = [
     expect(existsSync(x.apk)).toBe(false);
   } },
   { flag: '--lint-warn (with --fail-on-lint-warning, still a warning)', command: 'build', args: ['--fail-on-lint-warning', '--lint-warn=opt'], check: (x) => ok(x) },
-  { flag: '--timeout', command: 'build', args: ['--timeout=2s', '--env-file=slow.env'], check: (x) => {
+  { flag: '--timeout (wins over package.timeout: 1h)', command: 'build', args: ['--timeout=2s', '--env-file=slow.env'], check: (x) => {
     expect(x.r.exitCode).toBe(1);
     expect(x.r.stderr).toMatch(/exceeded --timeout \(2s\)/);
+  } },
+  { flag: '--timeout, --cpu, --memory, --disk win over package.timeout and package.resources', command: 'compile',
+    args: ['--timeout=5m', '--cpu', '2', '--memory=3G', '--disk=20G'], check: (x) => {
+      ok(x);
+      expect(JSON.parse(x.r.stdout)).toMatchObject({ timeout: 300, resources: { cpu: '2', memory: '3G', disk: '20G' } });
+    } },
+  { flag: 'without them, the recipe\'s (--timeout=0 too)', command: 'compile', args: ['--timeout=0'], check: (x) => {
+    ok(x);
+    expect(JSON.parse(x.r.stdout)).toMatchObject({ timeout: 3600, resources: { cpu: '1', memory: '1G', disk: '1G' } });
+  } },
+  { flag: '--disk with a bad size → usage error naming the flag', command: 'build', args: ['--disk=lots'], check: (x) => {
+    expect(x.r.exitCode).toBe(2);
+    expect(x.r.stderr).toMatch(/--disk: "lots" is not/);
   } },
   { flag: '--log-level', command: 'build', args: ['--log-level=error'], check: (x) => {
     ok(x);

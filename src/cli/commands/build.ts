@@ -51,7 +51,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
                 generateIndex: flags.generateIndex,
                 keepWorkspace: run.keepWorkspace,
                 env: run.env,
-                ...(run.timeoutSeconds ? { timeout: run.timeoutSeconds } : {}),
+                limits: run.limits,
                 emptyWorkspace: flags.emptyWorkspace,
                 stripOriginName: flags.stripOriginName,
                 ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),

@@ -1,5 +1,6 @@
 // `builder compile recipe.yaml`: the build plan a recipe compiles to, as JSON with a stable key order.
 import type { Command } from 'commander';
+import { applyRunLimits, type RunLimits } from '../../build/run-limits.ts';
 import { loadRecipe } from '../../config/load.ts';
 import { UsageError } from '../../errors.ts';
 import { compileRecipe } from '../../pipeline/compile.ts';
@@ -8,7 +9,7 @@ import { planToJson } from '../../pipeline/plan-json.ts';
 import { addBuildOptions, type BuildFlags, refuseUnsupported } from '../build-options.ts';
 import { readEnvFiles } from '../env-file.ts';
 import { readVarsFile } from '../vars-file.ts';
-import { addSandboxOptions, recipeArchs } from '../sandbox-options.ts';
+import { addSandboxOptions, recipeArchs, runLimits } from '../sandbox-options.ts';
 
 export interface CompileFlags {
   arch: string;
@@ -16,18 +17,23 @@ export interface CompileFlags {
   buildOption: string[];
   /** `--vars-file` variables, over the recipe's vars. */
   vars?: Record<string, string>;
+  /** `--timeout`, `--cpu`, `--memory`, `--disk`: over the recipe's. */
+  limits?: RunLimits;
   /** `--env-file` variables, under the recipe's environment. */
   env?: Record<string, string>;
 }
 
 /** Load and compile one recipe file. */
 export async function compileRecipeFile(file: string, flags: CompileFlags): Promise<BuildPlan> {
-  const plan = compileRecipe(await loadRecipe(file), {
-    arch: flags.arch,
-    pipelineDirs: flags.pipelineDir,
-    buildOptions: flags.buildOption,
-    vars: flags.vars,
-  });
+  const plan = applyRunLimits(
+    compileRecipe(await loadRecipe(file), {
+      arch: flags.arch,
+      pipelineDirs: flags.pipelineDir,
+      buildOptions: flags.buildOption,
+      vars: flags.vars,
+    }),
+    flags.limits,
+  );
   if (flags.env) plan.environment.env = { ...flags.env, ...plan.environment.env };
   return plan;
 }
@@ -67,6 +73,7 @@ sorted, so the output is stable and diffable.`,
           buildOption: flags.buildOption,
           ...(Object.keys(env).length > 0 ? { env } : {}),
           ...(vars ? { vars } : {}),
+          limits: runLimits(flags),
         }),
       );
     });

@@ -42,7 +42,8 @@ ${ROOTS_HELP}`,
       const results: PackageTestResult[] = [];
       await withInterrupt(async (interrupt) => {
         // --timeout bounds the whole run, like Ctrl-C would.
-        const signal = run.timeoutSeconds ? AbortSignal.any([interrupt, AbortSignal.timeout(run.timeoutSeconds * 1000)]) : interrupt;
+        const seconds = run.limits.timeout;
+        const signal = seconds ? AbortSignal.any([interrupt, AbortSignal.timeout(seconds * 1000)]) : interrupt;
         for (const arch of run.archs) {
           const setup = await sandboxSetup({ ...flags, packageAppend: [...flags.packageAppend, ...flags.testPackageAppend] }, signal);
           results.push(
@@ -56,6 +57,7 @@ ${ROOTS_HELP}`,
               pipelineDirs: run.pipelineDirs,
               buildOptions: [...flags.buildOption, ...flags.testOption],
               vars: run.vars,
+              limits: run.limits,
               sourceDir: flags.sourceDir,
               cacheDir: flags.cacheDir,
               workspaceDir: flags.workspaceDir,
