@@ -78,6 +78,8 @@ export interface BuildOptions extends SandboxRunOptions {
   stripOriginName?: boolean;
   /** The recipe's git commit recorded in the packages (`--git-commit`); default: detected. */
   gitCommit?: string;
+  /** The recipe file's repository and own license, recorded in the SBOM (`--git-repo-url`, `--license`). */
+  recipe?: { repositoryUrl?: string; license?: string };
 }
 
 export interface BuildResult {
@@ -250,6 +252,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             namespace: options.namespace ?? 'unknown',
             stripOriginName: options.stripOriginName ?? false,
             ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
+            ...(options.recipe ? { recipe: options.recipe } : {}),
             sources,
             lint: {
               settingsFor: (pkg) =>

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readApk } from '../../src/apk/reader.ts';
 import { checkArchRunnable } from '../../src/cli/sandbox-options.ts';
+import type { SpdxDocument } from '../../src/sbom/spdx.ts';
 import { fileFromApk } from '../helpers/apk.ts';
 import { builder, type CliResult, hasStackTrace } from '../helpers/cli.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
@@ -140,6 +141,19 @@ const ROWS: Row[] = [
     ok(x);
     expect(await readFile(join(x.dir, 'packages.log'), 'utf8')).toBe('x86_64|flagtest|flagtest|1.0.0-r0\n');
   } },
+  { flag: '--git-repo-url, --license: the recipe file in the SBOM', command: 'build',
+    args: ['--git-repo-url=https://github.com/example/recipes', '--license', 'Apache-2.0', '--git-commit=0123456789abcdef0123456789abcdef01234567'], check: async (x) => {
+      ok(x);
+      const sbom = JSON.parse(await fileFromApk(x.apk, 'var/lib/db/sbom/flagtest-1.0.0-r0.spdx.json')) as SpdxDocument;
+      const recipe = sbom.packages.find((p) => p.name === 'flagtest.yaml');
+      expect(recipe).toMatchObject({
+        versionInfo: '0123456789abcdef0123456789abcdef01234567',
+        downloadLocation: 'https://github.com/example/recipes',
+        licenseDeclared: 'Apache-2.0',
+        externalRefs: [{ referenceLocator: 'pkg:github/example/recipes@0123456789abcdef0123456789abcdef01234567#flagtest.yaml' }],
+      });
+      expect(sbom.relationships).toContainEqual({ spdxElementId: sbom.documentDescribes[0], relationshipType: 'DESCRIBED_BY', relatedSpdxElement: recipe?.SPDXID });
+    } },
   { flag: '--dependency-log, --git-repo-url, --license', command: 'build',
     args: ['--dependency-log=@DIR/deps.json', '--git-repo-url', 'https://example.org/recipes', '--license=Apache-2.0'], check: async (x) => {
       ok(x);

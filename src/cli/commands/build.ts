@@ -55,6 +55,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
                 emptyWorkspace: flags.emptyWorkspace,
                 stripOriginName: flags.stripOriginName,
                 ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),
+                recipe: { ...(flags.gitRepoUrl ? { repositoryUrl: flags.gitRepoUrl } : {}), license: flags.license },
                 pipelineDirs: run.pipelineDirs,
                 buildOptions: flags.buildOption,
                 vars: run.vars,
