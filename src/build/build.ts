@@ -2,7 +2,7 @@
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
 import { access, constants, mkdir } from 'node:fs/promises';
 import { type PreparedSource, prepareSources } from '../sources/prepare.ts';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
 import { loadRecipe } from '../config/load.ts';
@@ -17,6 +17,7 @@ import type { ProgressRenderer, Task } from './progress.ts';
 import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { applyRunLimits, type RunLimits } from './run-limits.ts';
+import { newInvocationId, writeProvenance } from './provenance.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
@@ -80,6 +81,8 @@ export interface BuildOptions extends SandboxRunOptions {
   gitCommit?: string;
   /** The recipe file's repository and own license, recorded in the SBOM (`--git-repo-url`, `--license`). */
   recipe?: { repositoryUrl?: string; license?: string };
+  /** Write `<name>-<version>-r<epoch>.attest.tar.gz` (SLSA provenance) next to each package (`--generate-provenance`). */
+  generateProvenance?: boolean;
 }
 
 export interface BuildResult {
@@ -104,6 +107,7 @@ export class BuildFailedError extends BuilderError {
 }
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  const startedOn = new Date();
   const recipeFile = resolve(options.recipeFile);
   const plan = applyRunLimits(
     options.plan ??
@@ -261,6 +265,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             },
             log: (line) => ctx.output(line),
           });
+          if (options.generateProvenance) {
+            const recipe = { path: basename(plan.recipeFile), commit: options.gitCommit || main.commit || undefined, ...options.recipe };
+            const input = { plan, recipe, sources, runner: runner.name, namespace: options.namespace ?? 'unknown', startedOn, finishedOn: new Date(), invocationId: newInvocationId() };
+            for (const b of built) ctx.output(await writeProvenance(b.path, input, options.sourceDateEpoch));
+          }
         },
       },
     ];

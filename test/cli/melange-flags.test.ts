@@ -1,17 +1,21 @@
 // Every flag of melange's build, test and compile (the list below), each checked by its effect through the
 // real CLI: real bwrap builds of a small recipe on the host's /usr, real packages read back.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readApk } from '../../src/apk/reader.ts';
 import { checkArchRunnable } from '../../src/cli/sandbox-options.ts';
+import type { ProvenanceStatement } from '../../src/build/provenance.ts';
 import type { SpdxDocument } from '../../src/sbom/spdx.ts';
 import { fileFromApk } from '../helpers/apk.ts';
 import { builder, type CliResult, hasStackTrace } from '../helpers/cli.ts';
+import { readTarGz } from '../helpers/tar.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 
 const RECIPE = `package:
   name: flagtest
@@ -154,6 +158,33 @@ const ROWS: Row[] = [
       });
       expect(sbom.relationships).toContainEqual({ spdxElementId: sbom.documentDescribes[0], relationshipType: 'DESCRIBED_BY', relatedSpdxElement: recipe?.SPDXID });
     } },
+  { flag: '--generate-provenance', command: 'build', args: ['--generate-provenance', '--git-repo-url=https://github.com/example/recipes', '--git-commit', COMMIT], check: async (x) => {
+    ok(x);
+    const attest = join(x.out, 'x86_64', 'flagtest-1.0.0-r0.attest.tar.gz');
+    const [entry, ...rest] = await readTarGz(attest);
+    expect(rest).toEqual([]);
+    expect(entry?.name).toBe('flagtest-1.0.0-r0.apk.intoto.json');
+    const st = JSON.parse(entry!.text) as ProvenanceStatement;
+    const sha256 = createHash('sha256').update(await readFile(x.apk)).digest('hex');
+    expect(st).toMatchObject({
+      _type: 'https://in-toto.io/Statement/v1',
+      predicateType: 'https://slsa.dev/provenance/v1',
+      subject: [{ name: 'flagtest-1.0.0-r0.apk', digest: { sha256 } }],
+      predicate: {
+        buildDefinition: {
+          externalParameters: { recipe: 'flagtest.yaml', repository: 'https://github.com/example/recipes', commit: COMMIT, arch: 'x86_64' },
+          internalParameters: { runner: 'bubblewrap' },
+          resolvedDependencies: [{ name: 'flagtest.yaml', uri: 'git+https://github.com/example/recipes', digest: { gitCommit: COMMIT } }],
+        },
+      },
+    });
+    const { startedOn, finishedOn } = st.predicate.runDetails.metadata;
+    expect(Date.parse(startedOn)).toBeLessThanOrEqual(Date.parse(finishedOn));
+  } },
+  { flag: '--generate-provenance off (default): no attestation', command: 'build', args: [], check: async (x) => {
+    ok(x);
+    expect((await readdir(join(x.out, 'x86_64'))).filter((f) => f.includes('attest'))).toEqual([]);
+  } },
   { flag: '--dependency-log, --git-repo-url, --license', command: 'build',
     args: ['--dependency-log=@DIR/deps.json', '--git-repo-url', 'https://example.org/recipes', '--license=Apache-2.0'], check: async (x) => {
       ok(x);

@@ -56,6 +56,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
                 stripOriginName: flags.stripOriginName,
                 ...(flags.gitCommit ? { gitCommit: flags.gitCommit } : {}),
                 recipe: { ...(flags.gitRepoUrl ? { repositoryUrl: flags.gitRepoUrl } : {}), license: flags.license },
+                generateProvenance: flags.generateProvenance,
                 pipelineDirs: run.pipelineDirs,
                 buildOptions: flags.buildOption,
                 vars: run.vars,
