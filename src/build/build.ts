@@ -5,18 +5,16 @@ import { type PreparedSource, prepareSources } from '../sources/prepare.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
-import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
-import { compileRecipe } from '../pipeline/compile.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
 import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
-import { applyRunLimits, type RunLimits } from './run-limits.ts';
+import { applyRunLimits, compileRunPlan, type RunLimits } from './run-plan.ts';
 import { newInvocationId, writeProvenance } from './provenance.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
@@ -109,16 +107,7 @@ export class BuildFailedError extends BuilderError {
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const startedOn = new Date();
   const recipeFile = resolve(options.recipeFile);
-  const plan = applyRunLimits(
-    options.plan ??
-      compileRecipe(await loadRecipe(options.recipeFile), {
-        arch: options.arch,
-        pipelineDirs: options.pipelineDirs,
-        buildOptions: options.buildOptions,
-        vars: options.vars,
-      }),
-    options.limits,
-  );
+  const plan = options.plan ? applyRunLimits(options.plan, options.limits) : await compileRunPlan(options);
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
   for (const n of plan.notices) options.progress.note(n);

@@ -8,7 +8,7 @@ import type { EnvironmentProvider } from '../environment/provider.ts';
 import { archInfo, hostArch } from '../pipeline/arch.ts';
 import type { Runner } from '../runners/runner.ts';
 import { parseCpu, parseMemory } from '../runners/qemu/machine.ts';
-import type { RunLimits } from '../build/run-limits.ts';
+import type { RunLimits } from '../build/run-plan.ts';
 import { existsSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { BuilderError, UsageError } from '../errors.ts';

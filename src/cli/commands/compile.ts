@@ -1,6 +1,6 @@
 // `builder compile recipe.yaml`: the build plan a recipe compiles to, as JSON with a stable key order.
 import type { Command } from 'commander';
-import { applyRunLimits, type RunLimits } from '../../build/run-limits.ts';
+import { applyRunLimits, type RunLimits } from '../../build/run-plan.ts';
 import { loadRecipe } from '../../config/load.ts';
 import { UsageError } from '../../errors.ts';
 import { compileRecipe } from '../../pipeline/compile.ts';
