@@ -181,6 +181,12 @@ const ROWS: Row[] = [
     const { startedOn, finishedOn } = st.predicate.runDetails.metadata;
     expect(Date.parse(startedOn)).toBeLessThanOrEqual(Date.parse(finishedOn));
   } },
+  { flag: '--generate-provenance with --verify-reproducible: the first build\'s attestation is kept', command: 'build', args: ['--generate-provenance', '--verify-reproducible'], check: async (x) => {
+    ok(x);
+    const [entry] = await readTarGz(join(x.out, 'x86_64', 'flagtest-1.0.0-r0.attest.tar.gz'));
+    const sha256 = createHash('sha256').update(await readFile(x.apk)).digest('hex');
+    expect((JSON.parse(entry!.text) as ProvenanceStatement).subject).toEqual([{ name: 'flagtest-1.0.0-r0.apk', digest: { sha256 } }]);
+  } },
   { flag: '--generate-provenance off (default): no attestation', command: 'build', args: [], check: async (x) => {
     ok(x);
     expect((await readdir(join(x.out, 'x86_64'))).filter((f) => f.includes('attest'))).toEqual([]);
