@@ -2,20 +2,20 @@
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
 import { access, constants, mkdir } from 'node:fs/promises';
 import { type PreparedSource, prepareSources } from '../sources/prepare.ts';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
-import { loadRecipe } from '../config/load.ts';
 import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
-import { compileRecipe } from '../pipeline/compile.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
 import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
+import { applyRunLimits, compileRunPlan, type RunLimits } from './run-plan.ts';
+import { newInvocationId, writeProvenance } from './provenance.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
@@ -40,6 +40,8 @@ export interface SandboxRunOptions {
   pipelineDirs?: string[];
   /** Recipe `options` to enable (`--build-option`). */
   buildOptions?: string[];
+  /** Variables over the recipe's `vars` (`--vars-file`). */
+  vars?: Record<string, string>;
   /** Copied into the workspace; defaults to the recipe's folder. */
   sourceDir?: string;
   cacheDir: string;
@@ -50,8 +52,8 @@ export interface SandboxRunOptions {
   keepWorkspace: boolean;
   /** Variables preloaded into every step's environment (`--env-file`); the recipe's environment wins. */
   env?: Record<string, string>;
-  /** Bound in seconds for the whole run when the recipe sets no `package.timeout` (`--timeout`). */
-  timeout?: number;
+  /** `--timeout`, `--cpu`, `--memory`, `--disk`: over the recipe's package.timeout and package.resources. */
+  limits?: RunLimits;
   progress: ProgressRenderer;
   signal?: AbortSignal;
 }
@@ -75,6 +77,10 @@ export interface BuildOptions extends SandboxRunOptions {
   stripOriginName?: boolean;
   /** The recipe's git commit recorded in the packages (`--git-commit`); default: detected. */
   gitCommit?: string;
+  /** The recipe file's repository and own license, recorded in the SBOM (`--git-repo-url`, `--license`). */
+  recipe?: { repositoryUrl?: string; license?: string };
+  /** Write `<name>-<version>-r<epoch>.attest.tar.gz` (SLSA provenance) next to each package (`--generate-provenance`). */
+  generateProvenance?: boolean;
 }
 
 export interface BuildResult {
@@ -99,14 +105,9 @@ export class BuildFailedError extends BuilderError {
 }
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  const startedOn = new Date();
   const recipeFile = resolve(options.recipeFile);
-  const plan =
-    options.plan ??
-    compileRecipe(await loadRecipe(options.recipeFile), {
-      arch: options.arch,
-      pipelineDirs: options.pipelineDirs,
-      buildOptions: options.buildOptions,
-    });
+  const plan = options.plan ? applyRunLimits(options.plan, options.limits) : await compileRunPlan(options);
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
   for (const n of plan.notices) options.progress.note(n);
@@ -124,8 +125,9 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   checkObservabilitySupport(runner, network);
   await mkdir(options.cacheDir, { recursive: true });
 
-  // package.timeout bounds the whole build, like Ctrl-C would: steps are killed and everything cleaned up.
-  const timeoutSeconds = plan.timeout ?? options.timeout;
+  // The timeout (--timeout, else package.timeout) bounds the whole build, like Ctrl-C would: steps are killed
+  // and everything cleaned up.
+  const timeoutSeconds = plan.timeout;
   const timeout = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
   const signals = [options.signal, timeout].filter((x): x is AbortSignal => x !== undefined);
   const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
@@ -245,6 +247,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             namespace: options.namespace ?? 'unknown',
             stripOriginName: options.stripOriginName ?? false,
             ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
+            ...(options.recipe ? { recipe: options.recipe } : {}),
             sources,
             lint: {
               settingsFor: (pkg) =>
@@ -253,6 +256,11 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             },
             log: (line) => ctx.output(line),
           });
+          if (options.generateProvenance) {
+            const recipe = { path: basename(plan.recipeFile), commit: options.gitCommit || main.commit || undefined, ...options.recipe };
+            const input = { plan, recipe, sources, runner: runner.name, namespace: options.namespace ?? 'unknown', startedOn, finishedOn: new Date(), invocationId: newInvocationId() };
+            for (const b of built) ctx.output(await writeProvenance(b.path, input, options.sourceDateEpoch));
+          }
         },
       },
     ];
@@ -270,7 +278,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   } catch (err) {
     if (workspace && !options.signal?.aborted) keep = true;
     const timedOut = timeout?.aborted && !options.signal?.aborted;
-    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${plan.timeout ? 'package.timeout' : '--timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
+    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${options.limits?.timeout ? '--timeout' : 'package.timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
     const failure = new BuildFailedError(cause, keep ? workspace?.root : undefined);
     if (started && !observed && !signal?.aborted && isObservableRunner(runner)) await recordFailure?.(failure.details);
     throw failure;

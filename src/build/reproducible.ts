@@ -8,6 +8,7 @@ import { loadSigningKey } from '../apk/keys.ts';
 import { BuilderError } from '../errors.ts';
 import { verifyReproducible } from '../lint/reproducible.ts';
 import { build, type BuildOptions, type BuildResult } from './build.ts';
+import { provenancePath } from './provenance.ts';
 
 export async function buildReproducibly(options: BuildOptions): Promise<BuildResult> {
   const outDir = resolve(options.outDir);
@@ -32,11 +33,9 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
     const packages = [];
     for (const p of first.packages) {
       const final = join(archDir, basename(p.path));
-      // The scratch dir is inside the out dir, so this is a rename on one filesystem; copy if it is not.
-      await rename(p.path, final).catch(async () => {
-        await copyFile(p.path, `${final}.tmp`);
-        await rename(`${final}.tmp`, final);
-      });
+      await moveInto(p.path, final);
+      // The first build's attestation goes with its package.
+      if (options.generateProvenance) await moveInto(provenancePath(p.path), provenancePath(final));
       packages.push({ ...p, path: final });
     }
     let indexPath: string | undefined;
@@ -49,4 +48,12 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** The scratch dir is inside the out dir, so this is a rename on one filesystem; copy if it is not. */
+async function moveInto(from: string, to: string): Promise<void> {
+  await rename(from, to).catch(async () => {
+    await copyFile(from, `${to}.tmp`);
+    await rename(`${to}.tmp`, to);
+  });
 }

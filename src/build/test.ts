@@ -2,16 +2,15 @@
 // package under test installed from the out dir's repository (as built by `builder build`).
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadRecipe } from '../config/load.ts';
 import { type BaseProvides, parseApkInstalled } from '../environment/base-provides.ts';
 import type { PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage, UsageError } from '../errors.ts';
-import { compileRecipe } from '../pipeline/compile.ts';
 import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
 import type { Task } from './progress.ts';
 import { podConfig, rootSpec, runStep } from './steps.ts';
+import { compileRunPlan } from './run-plan.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 
 export interface TestOptions extends SandboxRunOptions {
@@ -35,11 +34,7 @@ export class TestsFailedError extends BuilderError {
 
 export async function testRecipe(options: TestOptions): Promise<PackageTestResult[]> {
   const recipeFile = resolve(options.recipeFile);
-  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
-    arch: options.arch,
-    pipelineDirs: options.pipelineDirs,
-    buildOptions: options.buildOptions,
-  });
+  const plan = await compileRunPlan(options);
   const pins = parseTargets(options.targets);
   for (const name of pins.keys()) {
     if (!plan.packages.some((p) => p.name === name)) throw new UsageError(`package "${name}" is not built by ${options.recipeFile}`);

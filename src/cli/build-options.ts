@@ -24,7 +24,6 @@ export interface BuildFlags extends SandboxFlags {
   gitCommit?: string;
   gitRepoUrl?: string;
   license: string;
-  varsFile?: string;
   generateProvenance: boolean;
   overlayBinsh?: string;
   guestDir?: string;
@@ -54,10 +53,9 @@ export function addBuildOptions(cmd: Command): Command {
     .option('--create-build-log', 'append a line arch|origin|name|version per built package to ./packages.log', false)
     .option('--dependency-log <file>', "write the build environment's repositories, keys and packages as JSON to this file")
     .option('--git-commit <sha>', "commit of the recipe's git repository, recorded in the packages (default: detected)")
-    .option('--git-repo-url <url>', "URL of the recipe's git repository, recorded in the dependency log")
-    .option('--license <spdx>', 'license of the recipe file itself, recorded in the dependency log', 'NOASSERTION')
-    .option('--vars-file <file>', 'YAML file of build variables (not supported yet: refused)')
-    .option('--generate-provenance', 'SLSA provenance next to each package (not supported yet: refused)', false)
+    .option('--git-repo-url <url>', "URL of the recipe's git repository, recorded in the SBOM (the recipe's download location) and the dependency log")
+    .option('--license <spdx>', "license of the recipe file itself, recorded in the SBOM (the recipe's declared license) and the dependency log", 'NOASSERTION')
+    .option('--generate-provenance', 'write SLSA provenance (an in-toto statement) for each package to <name>-<version>-r<epoch>.attest.tar.gz next to it', false)
     .option('--verify-reproducible', 'build twice in fresh workspaces and fail, naming the first differing files, unless the packages are identical', false)
     .option('--lint-require <linters>', 'make these linters errors (comma-separated, repeatable)', collectLinterList, [])
     .option('--lint-warn <linters>', 'make these linters warnings (comma-separated, repeatable)', collectLinterList, [])
@@ -77,8 +75,6 @@ export function refuseUnsupported(flags: BuildFlags): void {
   for (const [key, flag] of NOT_SUPPORTED) {
     if (flags[key] !== undefined) throw new UsageError(`${flag}: melange's flag is accepted but builder does not support it`);
   }
-  if (flags.varsFile !== undefined) throw new UsageError('--vars-file: not supported by builder yet (set the values in the recipe\'s vars)');
-  if (flags.generateProvenance) throw new UsageError('--generate-provenance: not supported by builder yet');
   const policies = flags.logPolicy.flatMap((p) => p.split(','));
   const other = policies.find((p) => p !== 'builtin:stderr');
   if (other) throw new UsageError(`--log-policy: "${other}" is not supported (only builtin:stderr)`);

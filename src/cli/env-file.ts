@@ -2,7 +2,7 @@
 // (godotenv): `NAME=value`, `export NAME=value`, `NAME: value`, `#` comments, single quotes taken literally,
 // double quotes with \n \t \\ \" escapes, `$NAME` / `${NAME}` expanded from earlier lines (then the host
 // environment) in unquoted and double-quoted values. Several files are read in order; a later one wins.
-import { readFile } from 'node:fs/promises';
+import { readFlagFile } from './options.ts';
 import { BuilderError } from '../errors.ts';
 
 export class EnvFileError extends BuilderError {
@@ -15,14 +15,7 @@ const KEY = /^[A-Za-z_][A-Za-z0-9_.]*$/;
 export async function readEnvFiles(files: readonly string[], hostEnv: NodeJS.ProcessEnv = process.env): Promise<Record<string, string>> {
   const vars: Record<string, string> = {};
   for (const file of files) {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? String(err));
-      throw new EnvFileError(`--env-file: ${file}: ${why}`);
-    }
+    const text = await readFlagFile('--env-file', file, (m) => new EnvFileError(m));
     Object.assign(vars, parseEnvFile(text, file, { ...hostEnv, ...vars }));
   }
   return vars;

@@ -1,8 +1,20 @@
 // Helpers for commander options shared by several commands, and the command-line forms melange (Go's
 // pflag) accepts and commander does not: `--flag=true|false` for boolean flags, comma-separated list values,
 // Go durations (`90s`, `1h30m`).
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
+
+/** The text of a file a flag names; a missing or unreadable one is an error naming the flag and the file. */
+export async function readFlagFile(flag: string, file: string, fail: (message: string) => Error = (m) => new UsageError(m)): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a directory' : (code ?? String(err));
+    throw fail(`${flag}: ${file}: ${why}`);
+  }
+}
 
 /** Accumulates a repeatable option: `--x a --x b` → ['a', 'b']. */
 export function collect(value: string, previous: string[]): string[] {

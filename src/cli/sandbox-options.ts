@@ -8,10 +8,13 @@ import type { EnvironmentProvider } from '../environment/provider.ts';
 import { archInfo, hostArch } from '../pipeline/arch.ts';
 import { defaultArtifactDir } from '../runners/qemu/seal.ts';
 import type { Runner } from '../runners/runner.ts';
+import { parseCpu, parseMemory } from '../runners/qemu/machine.ts';
+import type { RunLimits } from '../build/run-plan.ts';
 import { existsSync } from 'node:fs';
 import { cp } from 'node:fs/promises';
 import { BuilderError, UsageError } from '../errors.ts';
 import { readEnvFiles } from './env-file.ts';
+import { readVarsFile } from './vars-file.ts';
 import { collectList, parseDuration } from './options.ts';
 
 export interface SandboxFlags {
@@ -20,6 +23,7 @@ export interface SandboxFlags {
   pipelineDir: string[];
   pipelineDirs: string[];
   buildOption: string[];
+  varsFile?: string;
   envFile: string[];
   cacheSource?: string;
   interactive: boolean;
@@ -67,6 +71,7 @@ export function addRecipeOptions(cmd: Command): Command {
     .option('--pipeline-dirs <dirs>', 'directories of pipeline definitions searched before the built-ins (comma-separated, repeatable)', collectList, [])
     .option('--pipeline-dir <dir>', 'one such directory (repeatable; same as --pipeline-dirs)', collectList, [])
     .option('--build-option <names>', "enable the recipe's `options` (comma-separated, repeatable)", collectList, [])
+    .option('--vars-file <file>', "YAML mapping of variables merged over the recipe's vars (the file wins; enabled options win over it)")
     .option('--namespace <name>', 'distribution namespace for SBOM package URLs (pkg:apk/<namespace>/...)', 'unknown')
     .addOption(new Option('--log-level <level>', 'how much builder says: debug and info print progress, warn and error only problems').choices(['debug', 'info', 'warn', 'error']).default('info'));
 }
@@ -96,11 +101,11 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--no-cleanup', 'same as --no-rm')
     .option('--keep-workspace', 'keep the workspace after success (always kept on failure); same as --rm=false', false)
     .option('--debug-runner', 'keep the workspace after the run, whatever its outcome', false)
-    .option('--timeout <duration>', 'bound for the whole run when the recipe sets no package.timeout, e.g. 90s, 1h30m (0: none)')
-    .option('--cpu <n>', 'qemu runner: vCPUs (default: package.resources.cpu, capped to the host)')
+    .option('--timeout <duration>', 'bound for the whole run, e.g. 90s, 1h30m; wins over package.timeout (0: the recipe\'s)')
+    .option('--cpu <n>', 'qemu runner: vCPUs; wins over package.resources.cpu (default: that, capped to the host, else all)')
     .option('--cpumodel <model>', 'qemu runner: CPU model given to qemu -cpu (default: host with KVM, max with TCG)')
-    .option('--memory <size>', 'qemu runner: memory, e.g. 2G (default: package.resources.memory, capped to the host)')
-    .option('--disk <size>', 'melange: guest disk size (not supported yet: refused; the root disk is sized to its contents)')
+    .option('--memory <size>', 'qemu runner: memory, e.g. 2G; wins over package.resources.memory (default: that, capped to the host)')
+    .option('--disk <size>', 'qemu runner: disk, e.g. 10G; wins over package.resources.disk (builder adds it as free space over the root\'s contents)')
     .option('--kernel <file>', 'qemu runner: guest kernel image (else QEMU_KERNEL_IMAGE, else the newest /boot/vmlinuz-*)')
     .option('--kernel-modules <dir>', 'qemu runner: modules for that kernel (else QEMU_KERNEL_MODULES, else /lib/modules/<release>)')
     .option('--initramfs <file>', 'qemu runner: base initramfs (else QEMU_BASE_INITRAMFS, else built and cached on first use)')
@@ -117,16 +122,17 @@ export interface RunFlags {
   keepWorkspace: boolean;
   /** Variables from --env-file, under the recipe's environment. */
   env: Record<string, string>;
-  /** --timeout in seconds, when given and not 0. */
-  timeoutSeconds?: number;
+  /** Variables from --vars-file, over the recipe's vars. */
+  vars: Record<string, string>;
+  /** --timeout (seconds, when given and not 0), --cpu, --memory, --disk: over the recipe's. */
+  limits: RunLimits;
   /** Progress lines are shown (--log-level debug/info). */
   verbose: boolean;
 }
 
 export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) => void): Promise<RunFlags> {
-  if (flags.disk !== undefined) throw new UsageError('--disk: not supported by builder yet (the qemu runner sizes the root disk to its contents)');
   if (flags.interactive) note('--interactive: an interactive shell on failure is not delivered yet; the run goes on without it');
-  const timeoutSeconds = flags.timeout === undefined ? undefined : parseDuration('--timeout', flags.timeout);
+  const limits = runLimits(flags);
   if (flags.cacheSource) await preloadCache(flags.cacheSource, flags.cacheDir);
   const removeAfter = flags.rm !== false && flags.cleanup !== false && !flags.keepWorkspace && !flags.debugRunner;
   return {
@@ -134,8 +140,23 @@ export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) 
     pipelineDirs: [...flags.pipelineDirs, ...flags.pipelineDir],
     keepWorkspace: !removeAfter,
     env: await readEnvFiles(flags.envFile),
-    ...(timeoutSeconds ? { timeoutSeconds } : {}),
+    vars: flags.varsFile === undefined ? {} : await readVarsFile(flags.varsFile),
+    limits,
     verbose: flags.logLevel === 'debug' || flags.logLevel === 'info',
+  };
+}
+
+/** --timeout, --cpu, --memory, --disk, checked here so a bad value names its flag. */
+export function runLimits(flags: Pick<SandboxFlags, 'timeout' | 'cpu' | 'memory' | 'disk'>): RunLimits {
+  const timeout = flags.timeout === undefined ? 0 : parseDuration('--timeout', flags.timeout);
+  if (flags.cpu !== undefined) parseCpu(flags.cpu, '--cpu');
+  if (flags.memory !== undefined) parseMemory(flags.memory, '--memory');
+  if (flags.disk !== undefined) parseMemory(flags.disk, '--disk');
+  return {
+    ...(timeout ? { timeout } : {}),
+    ...(flags.cpu !== undefined ? { cpu: flags.cpu } : {}),
+    ...(flags.memory !== undefined ? { memory: flags.memory } : {}),
+    ...(flags.disk !== undefined ? { disk: flags.disk } : {}),
   };
 }
 

@@ -1,22 +1,32 @@
 // Every flag of melange's build, test and compile (the list below), each checked by its effect through the
 // real CLI: real bwrap builds of a small recipe on the host's /usr, real packages read back.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readApk } from '../../src/apk/reader.ts';
 import { checkArchRunnable } from '../../src/cli/sandbox-options.ts';
+import type { ProvenanceStatement } from '../../src/build/provenance.ts';
+import type { SpdxDocument } from '../../src/sbom/spdx.ts';
 import { fileFromApk } from '../helpers/apk.ts';
 import { builder, type CliResult, hasStackTrace } from '../helpers/cli.ts';
+import { readTarGz } from '../helpers/tar.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
 
 const RECIPE = `package:
   name: flagtest
   version: 1.0.0
   epoch: 0
   description: shows what the flags did
+  timeout: 1h
+  resources:
+    cpu: "1"
+    memory: 1G
+    disk: 1G
   copyright:
     - license: MIT
 environment:
@@ -61,6 +71,8 @@ async function run(command: 'build' | 'compile', args: string[]): Promise<Run> {
   await writeFile(join(dir, 'a.env'), 'export A=from-a-env\nBOTH=env\n');
   await writeFile(join(dir, 'b.env'), '# second file\nSLEEP=0\n');
   await writeFile(join(dir, 'slow.env'), 'SLEEP=60\n');
+  await writeFile(join(dir, 'vars.yaml'), '# over the recipe\noption-value: from-vars-file\nunused: x\n');
+  await writeFile(join(dir, 'bad-vars.yaml'), 'option-value: ok\nnested:\n  not: a string\n');
   await writeFile(join(dir, 'bad.env'), 'GOOD=1\nthis line is not an assignment\n');
   const out = join(dir, 'packages');
   const common = command === 'build' ? ['--runner', 'bubblewrap', '--out-dir', out, '--cache-dir', join(dir, 'cache')] : [];
@@ -133,6 +145,52 @@ const ROWS: Row[] = [
     ok(x);
     expect(await readFile(join(x.dir, 'packages.log'), 'utf8')).toBe('x86_64|flagtest|flagtest|1.0.0-r0\n');
   } },
+  { flag: '--git-repo-url, --license: the recipe file in the SBOM', command: 'build',
+    args: ['--git-repo-url=https://github.com/example/recipes', '--license', 'Apache-2.0', '--git-commit=0123456789abcdef0123456789abcdef01234567'], check: async (x) => {
+      ok(x);
+      const sbom = JSON.parse(await fileFromApk(x.apk, 'var/lib/db/sbom/flagtest-1.0.0-r0.spdx.json')) as SpdxDocument;
+      const recipe = sbom.packages.find((p) => p.name === 'flagtest.yaml');
+      expect(recipe).toMatchObject({
+        versionInfo: '0123456789abcdef0123456789abcdef01234567',
+        downloadLocation: 'https://github.com/example/recipes',
+        licenseDeclared: 'Apache-2.0',
+        externalRefs: [{ referenceLocator: 'pkg:github/example/recipes@0123456789abcdef0123456789abcdef01234567#flagtest.yaml' }],
+      });
+      expect(sbom.relationships).toContainEqual({ spdxElementId: sbom.documentDescribes[0], relationshipType: 'DESCRIBED_BY', relatedSpdxElement: recipe?.SPDXID });
+    } },
+  { flag: '--generate-provenance', command: 'build', args: ['--generate-provenance', '--git-repo-url=https://github.com/example/recipes', '--git-commit', COMMIT], check: async (x) => {
+    ok(x);
+    const attest = join(x.out, 'x86_64', 'flagtest-1.0.0-r0.attest.tar.gz');
+    const [entry, ...rest] = await readTarGz(attest);
+    expect(rest).toEqual([]);
+    expect(entry?.name).toBe('flagtest-1.0.0-r0.apk.intoto.json');
+    const st = JSON.parse(entry!.text) as ProvenanceStatement;
+    const sha256 = createHash('sha256').update(await readFile(x.apk)).digest('hex');
+    expect(st).toMatchObject({
+      _type: 'https://in-toto.io/Statement/v1',
+      predicateType: 'https://slsa.dev/provenance/v1',
+      subject: [{ name: 'flagtest-1.0.0-r0.apk', digest: { sha256 } }],
+      predicate: {
+        buildDefinition: {
+          externalParameters: { recipe: 'flagtest.yaml', repository: 'https://github.com/example/recipes', commit: COMMIT, arch: 'x86_64' },
+          internalParameters: { runner: 'bubblewrap' },
+          resolvedDependencies: [{ name: 'flagtest.yaml', uri: 'git+https://github.com/example/recipes', digest: { gitCommit: COMMIT } }],
+        },
+      },
+    });
+    const { startedOn, finishedOn } = st.predicate.runDetails.metadata;
+    expect(Date.parse(startedOn)).toBeLessThanOrEqual(Date.parse(finishedOn));
+  } },
+  { flag: '--generate-provenance with --verify-reproducible: the first build\'s attestation is kept', command: 'build', args: ['--generate-provenance', '--verify-reproducible'], check: async (x) => {
+    ok(x);
+    const [entry] = await readTarGz(join(x.out, 'x86_64', 'flagtest-1.0.0-r0.attest.tar.gz'));
+    const sha256 = createHash('sha256').update(await readFile(x.apk)).digest('hex');
+    expect((JSON.parse(entry!.text) as ProvenanceStatement).subject).toEqual([{ name: 'flagtest-1.0.0-r0.apk', digest: { sha256 } }]);
+  } },
+  { flag: '--generate-provenance off (default): no attestation', command: 'build', args: [], check: async (x) => {
+    ok(x);
+    expect((await readdir(join(x.out, 'x86_64'))).filter((f) => f.includes('attest'))).toEqual([]);
+  } },
   { flag: '--dependency-log, --git-repo-url, --license', command: 'build',
     args: ['--dependency-log=@DIR/deps.json', '--git-repo-url', 'https://example.org/recipes', '--license=Apache-2.0'], check: async (x) => {
       ok(x);
@@ -153,9 +211,22 @@ const ROWS: Row[] = [
     expect(existsSync(x.apk)).toBe(false);
   } },
   { flag: '--lint-warn (with --fail-on-lint-warning, still a warning)', command: 'build', args: ['--fail-on-lint-warning', '--lint-warn=opt'], check: (x) => ok(x) },
-  { flag: '--timeout', command: 'build', args: ['--timeout=2s', '--env-file=slow.env'], check: (x) => {
+  { flag: '--timeout (wins over package.timeout: 1h)', command: 'build', args: ['--timeout=2s', '--env-file=slow.env'], check: (x) => {
     expect(x.r.exitCode).toBe(1);
     expect(x.r.stderr).toMatch(/exceeded --timeout \(2s\)/);
+  } },
+  { flag: '--timeout, --cpu, --memory, --disk win over package.timeout and package.resources', command: 'compile',
+    args: ['--timeout=5m', '--cpu', '2', '--memory=3G', '--disk=20G'], check: (x) => {
+      ok(x);
+      expect(JSON.parse(x.r.stdout)).toMatchObject({ timeout: 300, resources: { cpu: '2', memory: '3G', disk: '20G' } });
+    } },
+  { flag: 'without them, the recipe\'s (--timeout=0 too)', command: 'compile', args: ['--timeout=0'], check: (x) => {
+    ok(x);
+    expect(JSON.parse(x.r.stdout)).toMatchObject({ timeout: 3600, resources: { cpu: '1', memory: '1G', disk: '1G' } });
+  } },
+  { flag: '--disk with a bad size → usage error naming the flag', command: 'build', args: ['--disk=lots'], check: (x) => {
+    expect(x.r.exitCode).toBe(2);
+    expect(x.r.stderr).toMatch(/--disk: "lots" is not/);
   } },
   { flag: '--log-level', command: 'build', args: ['--log-level=error'], check: (x) => {
     ok(x);
@@ -177,9 +248,25 @@ const ROWS: Row[] = [
     ok(x);
     expect(x.r.stderr.match(/built .*flagtest-1\.0\.0-r0\.apk/g)).toHaveLength(1);
   } },
-  { flag: '--vars-file, --generate-provenance, --overlay-binsh, --trace, --disk: refused clearly', command: 'build', args: ['--vars-file=x.yaml'], check: (x) => {
+  { flag: '--vars-file (the file wins over the recipe\'s vars)', command: 'build', args: ['--vars-file=vars.yaml'], check: async (x) => {
+    ok(x);
+    expect(await shared(x, 'env')).toContain('OPTION=from-vars-file\n');
+  } },
+  { flag: '--vars-file with --build-option (the option wins)', command: 'compile', args: ['--vars-file', 'vars.yaml', '--build-option=extra'], check: (x) => {
+    ok(x);
+    expect(x.r.stdout).toContain('OPTION=enabled');
+  } },
+  { flag: '--vars-file not a string map → file:line:col', command: 'compile', args: ['--vars-file=bad-vars.yaml'], check: (x) => {
+    expect(x.r.exitCode).toBe(1);
+    expect(x.r.stderr).toBe('bad-vars.yaml:3:3: nested: expected a string, found a mapping');
+  } },
+  { flag: '--vars-file missing → names the flag and file', command: 'compile', args: ['--vars-file=nope.yaml'], check: (x) => {
     expect(x.r.exitCode).toBe(2);
-    expect(x.r.stderr).toMatch(/--vars-file: not supported/);
+    expect(x.r.stderr).toMatch(/--vars-file: nope\.yaml: no such file/);
+  } },
+  { flag: '--overlay-binsh, --trace: refused clearly', command: 'build', args: ['--trace=t.json'], check: (x) => {
+    expect(x.r.exitCode).toBe(2);
+    expect(x.r.stderr).toMatch(/--trace: melange's flag is accepted but builder does not support it/);
   } },
   { flag: '--log-policy builtin:stderr', command: 'build', args: ['--log-policy=builtin:stderr'], check: (x) => ok(x) },
   { flag: '--env-file with a malformed line → file:line and the line', command: 'compile', args: ['--env-file=bad.env'], check: (x) => {

@@ -42,7 +42,8 @@ ${ROOTS_HELP}`,
       const results: PackageTestResult[] = [];
       await withInterrupt(async (interrupt) => {
         // --timeout bounds the whole run, like Ctrl-C would.
-        const signal = run.timeoutSeconds ? AbortSignal.any([interrupt, AbortSignal.timeout(run.timeoutSeconds * 1000)]) : interrupt;
+        const seconds = run.limits.timeout;
+        const signal = seconds ? AbortSignal.any([interrupt, AbortSignal.timeout(seconds * 1000)]) : interrupt;
         for (const arch of run.archs) {
           const setup = await sandboxSetup({ ...flags, packageAppend: [...flags.packageAppend, ...flags.testPackageAppend] }, signal);
           results.push(
@@ -55,6 +56,8 @@ ${ROOTS_HELP}`,
               outDir: flags.outDir,
               pipelineDirs: run.pipelineDirs,
               buildOptions: [...flags.buildOption, ...flags.testOption],
+              vars: run.vars,
+              limits: run.limits,
               sourceDir: flags.sourceDir,
               cacheDir: flags.cacheDir,
               workspaceDir: flags.workspaceDir,
