@@ -28,6 +28,8 @@ if [ "$TEST_TOOLS" = 1 ]; then
   # Built-in pipelines run for real in the tests (go and cargo are too large; those tests check the
   # generated commands only).
   APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl zsh fish)
+  # OCI registry pulls (a real registry fed by skopeo) and rootfs export checked with each format's tools.
+  APT_PACKAGES+=(docker-registry skopeo erofs-utils cpio)
 fi
 
 missing=()

@@ -52,7 +52,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--arch <arch>', 'target architecture', hostArch())
     .option('--pipeline-dir <dir>', 'directory of pipeline definitions searched before the built-ins (repeatable)', collect, [])
     .option('--build-option <name>', 'enable a recipe build option from `options` (repeatable)', collect, [])
-    .option('--base <ref>', 'base of the root: debian:SUITE[:PKG,...][@MIRROR], dir:PATH, oci:PATH or host')
+    .option('--base <ref>', 'base of the root: debian:SUITE[:PKG,...][@MIRROR], dir:PATH, oci:PATH, oci:REGISTRY/REPO:TAG or host')
     .option('--repository-append <repo>', "APK repository (directory or URL) added to the recipe's (repeatable)", collect, [])
     .option('--keyring-append <key>', 'public key trusted for repositories (repeatable)', collect, [])
     .option('--package-append <pkg>', 'package added to the environment (repeatable)', collect, [])

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { type RootListing, RootCache } from '../../environment/cache.ts';
 import { defaultRootCacheDir } from '../../environment/root-provider.ts';
 import { UsageError } from '../../errors.ts';
+import { formatSize } from '../../text/transfer-progress.ts';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 
@@ -11,18 +12,6 @@ export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+)([smhdw]?)$/.exec(text.trim());
   if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 30d, 12h, 90m, 3600)`);
   return Number(m[1]) * (UNITS[m[2] || 's'] ?? 1) * 1000;
-}
-
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 export function formatListing(roots: RootListing[]): string[] {
