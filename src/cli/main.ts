@@ -36,6 +36,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   completion: async () => (await import('./commands/completion.ts')).registerCompletionCommand,
   'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
+  'export-rootfs': async () => (await import('./commands/export-rootfs.ts')).registerExportRootfsCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
