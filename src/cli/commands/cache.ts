@@ -4,6 +4,7 @@ import { type RootListing, RootCache } from '../../environment/cache.ts';
 import { defaultRootCacheDir } from '../../environment/root-provider.ts';
 import { UsageError } from '../../errors.ts';
 import { formatSize } from '../../text/transfer-progress.ts';
+import { printJson } from '../json-output.ts';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 
@@ -34,13 +35,15 @@ export function registerCacheCommand(program: Command): void {
     .command('ls')
     .description('list cached build roots, most recently used first')
     .option('--root-cache-dir <dir>', 'cache of build roots', defaultRootCacheDir())
-    .option('--json', 'print JSON instead of a table', false)
+    .option('--json', 'print {command, ok, dir, roots: [...], totalBytes} instead of a table (docs/json.md)', false)
     .action(async (flags: CacheFlags & { json: boolean }) => {
-      const roots = await new RootCache(flags.rootCacheDir).list();
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(roots, null, 2)}\n`);
-        return;
+        return printJson('cache ls', async () => {
+          const roots = await new RootCache(flags.rootCacheDir).list();
+          return { dir: flags.rootCacheDir, roots, totalBytes: roots.reduce((n, r) => n + r.size, 0) };
+        });
       }
+      const roots = await new RootCache(flags.rootCacheDir).list();
       for (const l of formatListing(roots)) process.stdout.write(`${l}\n`);
       const total = roots.reduce((n, r) => n + r.size, 0);
       process.stdout.write(`${roots.length} root(s), ${formatSize(total)} (files shared by hard links counted in each root)\n`);
