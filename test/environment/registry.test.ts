@@ -9,30 +9,14 @@ import { parseChallenge, RegistryError } from '../../src/environment/registry/cl
 import { pullImage } from '../../src/environment/registry/pull.ts';
 import { parseImageReference } from '../../src/environment/registry/reference.ts';
 import { RootProvider } from '../../src/environment/root-provider.ts';
-import { pushLayout, startRegistry, type TarItem, type TestRegistry, writeOciLayout } from '../helpers/registry.ts';
+import { expectLayered, LOWER, type TarItem, UPPER, writeOciLayout } from '../helpers/oci-image.ts';
+import { pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 import { ARCH } from './repo.ts';
 
 const tempDir = useTempDirs();
 const noLog = (): void => undefined;
 
-const LOWER: TarItem[] = [
-  { name: 'etc/', type: 'directory' },
-  { name: 'etc/a', body: 'lower a\n' },
-  { name: 'etc/b', body: 'lower b\n' },
-  { name: 'opt/x/', type: 'directory' },
-  { name: 'opt/x/old', body: 'old\n' },
-  { name: 'bin/', type: 'directory' },
-  { name: 'bin/tool', body: '#!/bin/sh\n', mode: 0o755 },
-];
-const UPPER: TarItem[] = [
-  { name: 'etc/', type: 'directory' },
-  { name: 'etc/.wh.a', body: '' },
-  { name: 'etc/c', body: 'upper c\n', uid: 1234, gid: 5678, mode: 0o640 },
-  { name: 'opt/x/', type: 'directory' },
-  { name: 'opt/x/new', body: 'new\n' },
-  { name: 'opt/x/.wh..wh..opq', body: '' },
-];
 const ARM: TarItem[] = [{ name: 'etc/', type: 'directory' }, { name: 'etc/arch', body: 'arm64\n' }];
 
 let work = '';
@@ -60,16 +44,6 @@ afterAll(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-async function expectLayered(rootfs: string): Promise<void> {
-  expect(await readFile(join(rootfs, 'etc/b'), 'utf8')).toBe('lower b\n');
-  expect(await readFile(join(rootfs, 'etc/c'), 'utf8')).toBe('upper c\n');
-  await expect(stat(join(rootfs, 'etc/a'))).rejects.toThrow();
-  expect((await readdir(join(rootfs, 'opt/x'))).sort()).toEqual(['new']);
-  expect((await stat(join(rootfs, 'bin/tool'))).mode & 0o777).toBe(0o755);
-  const c = await stat(join(rootfs, 'etc/c'));
-  expect(c.mode & 0o777).toBe(0o640);
-  if (process.getuid?.() === 0) expect([c.uid, c.gid]).toEqual([1234, 5678]);
-}
 
 describe('image references', () => {
   it('tells registry references from paths', () => {

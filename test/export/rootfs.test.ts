@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { exportRootfs } from '../../src/export/rootfs.ts';
 import { builder } from '../helpers/cli.ts';
-import { writeOciLayout } from '../helpers/registry.ts';
+import { writeOciLayout } from '../helpers/oci-image.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();

@@ -1,14 +1,12 @@
 // A real OCI registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1 for one test file, optionally
 // behind bearer-token auth served by a small token service of the test's own (RS256 JWTs with an x5c
 // certificate the registry trusts). Images are pushed into it by skopeo from OCI layouts the tests write.
-import { createHash, createSign, randomBytes } from 'node:crypto';
+import { createSign, randomBytes } from 'node:crypto';
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import tar from 'tar-stream';
-import { gzipSync } from 'node:zlib';
 
 export type TokenMode = 'grant' | 'deny';
 
@@ -100,70 +98,6 @@ export async function startRegistry(dir: string, options: { token?: boolean } = 
     await new Promise((r) => setTimeout(r, 100));
   }
   return registry;
-}
-
-export interface TarItem {
-  name: string;
-  type?: 'file' | 'directory' | 'symlink';
-  body?: string;
-  linkname?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-}
-
-export async function tarOf(items: TarItem[]): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const i of items) {
-    const body = Buffer.from(i.body ?? '');
-    const type = i.type ?? 'file';
-    const header: Partial<tar.Header> & { name: string } = { name: i.name, mtime: new Date(1700000000000), type, mode: i.mode ?? (type === 'directory' ? 0o755 : 0o644), size: type === 'file' ? body.length : 0, uid: i.uid ?? 0, gid: i.gid ?? 0 };
-    if (i.linkname !== undefined) header.linkname = i.linkname;
-    if (type === 'file') pack.entry(header as tar.Header, body);
-    else pack.entry(header as tar.Header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const sha = (b: Buffer): string => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-/**
- * Writes an OCI image layout at `dir`: an index with one manifest per platform, each with the given layers
- * (plain tars, gzipped here). Returns the platform manifests' digests.
- */
-export async function writeOciLayout(dir: string, images: { arch: string; layers: TarItem[][] }[]): Promise<Record<string, string>> {
-  await mkdir(join(dir, 'blobs/sha256'), { recursive: true });
-  const put = async (b: Buffer): Promise<string> => {
-    const d = sha(b);
-    await writeFile(join(dir, 'blobs/sha256', d.slice(7)), b);
-    return d;
-  };
-  const digests: Record<string, string> = {};
-  const manifests = [];
-  for (const image of images) {
-    const raw = await Promise.all(image.layers.map((l) => tarOf(l)));
-    const gz = raw.map((r) => gzipSync(r));
-    const layers = await Promise.all(gz.map(async (g) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: await put(g), size: g.length })));
-    const config = Buffer.from(JSON.stringify({ architecture: image.arch, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: raw.map(sha) } }));
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: await put(config), size: config.length },
-      layers,
-    }));
-    digests[image.arch] = await put(manifest);
-    manifests.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: digests[image.arch], size: manifest.length, platform: { architecture: image.arch, os: 'linux' } });
-  }
-  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
-  // skopeo takes a layout's index.json to list images, so the platform list is a nested index blob.
-  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
-  const top = { mediaType: 'application/vnd.oci.image.index.v1+json', digest: await put(index), size: index.length };
-  digests.index = top.digest;
-  await writeFile(join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [top] }));
-  return digests;
 }
 
 /** Pushes the layout at `layout` (every platform) to `host/name`. */
