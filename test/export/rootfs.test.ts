@@ -140,4 +140,27 @@ describe('export-rootfs hook and output', () => {
     expect(missing.exitCode).toBe(2);
     expect(missing.stderr).toContain('--root: no cached root abcd1234');
   });
+
+  it("a recipe's environment and then the same root by --root digest prefix", async () => {
+    const dir = await tempDir();
+    const tree = await makeTree(dir);
+    const recipe = join(dir, 'recipe.yaml');
+    await writeFile(
+      recipe,
+      ['package:', '  name: x', '  version: 1.0.0', '  epoch: 0', 'environment:', '  contents:', '    repositories:', `      - dir:${tree}`, 'pipeline:', '  - runs: "true"', ''].join('\n'),
+    );
+    const roots = join(dir, 'roots');
+    const first = await builder(['export-rootfs', recipe, '--format', 'cpio', '-o', join(dir, 'out'), '--root-cache-dir', roots, '--json']);
+    expect(first.stderr).not.toMatch(/internal error/);
+    expect(first.exitCode).toBe(0);
+    const made = JSON.parse(first.stdout) as { path: string };
+    const names = (await execa('sh', ['-c', 'cpio -t --quiet < "$1"', 'sh', made.path])).stdout.split('\n');
+    expect(names).toEqual(expect.arrayContaining(['etc/hello', 'usr/bin/su', 'etc/passwd']));
+
+    const listing = JSON.parse((await builder(['cache', 'ls', '--json', '--root-cache-dir', roots])).stdout) as { roots: { digest: string; kind: string }[] };
+    const root = listing.roots.find((r) => r.kind === 'root')!;
+    const again = await builder(['export-rootfs', '--root', root.digest.slice(0, 10), '--format', 'cpio', '-o', join(dir, 'out'), '--root-cache-dir', roots]);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout.trim()).toBe(made.path);
+  });
 });
