@@ -1,5 +1,6 @@
 // Registry bases against a real docker-registry on 127.0.0.1 (anonymous, and behind bearer-token auth), fed
 // by skopeo from OCI layouts written here.
+import { createHash } from 'node:crypto';
 import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -110,6 +111,13 @@ describe('registry bases', () => {
     const again = await pullImage(ref, ARCH, { blobDir: dir, log: (l) => second.push(l) });
     expect(await Promise.all(again.layers.map(async (l) => (await stat(l.file)).mtimeMs))).toEqual(mtimes);
     expect(second.at(-1)).toMatch(/2\/2 layers/);
+
+    // A damaged cache entry is noticed and fetched again.
+    await writeFile(pulled.layers[0]!.file, 'garbage');
+    const third: string[] = [];
+    await pullImage(ref, ARCH, { blobDir: dir, log: (l) => third.push(l) });
+    expect(third[0]).toMatch(/cached layer sha256:[0-9a-f]{12} is damaged; fetching it again/);
+    expect(`sha256:${createHash('sha256').update(await readFile(pulled.layers[0]!.file)).digest('hex')}`).toBe(pulled.layers[0]!.digest);
   });
 
   it('fails clearly on a missing tag, a platform not offered, refused tokens and a tampered blob', async () => {

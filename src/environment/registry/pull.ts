@@ -1,7 +1,7 @@
 // Pulling an image from a registry: the manifest for the target arch (through an image index when the tag
 // names one), then each layer into a blob cache named by digest. A blob is hashed while it streams to a temp
-// file and renamed into the cache only when its digest matches, so the cache never holds a wrong blob; a
-// cached blob is reused without a request. Manifests fetched by digest are checked against it too.
+// file and renamed into the cache only when its digest matches; a cached blob whose content still matches is
+// reused without a request. Manifests fetched by digest are checked against it too.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, stat } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { tempPathFor, removeQuietly } from '../../apk/atomic.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
 import { TransferProgress } from '../../text/transfer-progress.ts';
+import { fileSha256 } from '../cache.ts';
 import { choosePlatform, INDEX_TYPES, isObject, type Layer } from '../oci.ts';
 import { RegistryClient, RegistryError, type RegistryClientOptions } from './client.ts';
 import { type ImageReference, manifestReference } from './reference.ts';
@@ -152,9 +153,12 @@ export async function pullImage(ref: ImageReference, arch: string, options: Pull
   for (const d of descriptors) {
     const file = join(dir, d.digest.slice('sha256:'.length));
     const cached = await stat(file).catch(() => undefined);
-    if (cached?.isFile() && (d.size < 0 || cached.size === d.size)) {
+    // A cached blob is hashed again (a damaged cache must not fail every later build); one that does not
+    // match is fetched anew over it.
+    if (cached?.isFile() && (d.size < 0 || cached.size === d.size) && `sha256:${await fileSha256(file)}` === d.digest) {
       progress.itemDone(cached.size);
     } else {
+      if (cached) options.log(`environment: cached layer ${d.digest.slice(0, 19)} is damaged; fetching it again`);
       await fetchBlob(client, d, file, progress);
       progress.itemDone();
     }
