@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBaseRef } from '../../src/environment/base.ts';
 import { parseChallenge, RegistryError } from '../../src/environment/registry/client.ts';
 import { pullImage } from '../../src/environment/registry/pull.ts';
-import { parseImageReference } from '../../src/environment/registry/reference.ts';
+import { parseImageReference, registryBaseUrl } from '../../src/environment/registry/reference.ts';
 import { RootProvider } from '../../src/environment/root-provider.ts';
 import { expectLayered, LOWER, type TarItem, UPPER, writeOciLayout } from '../helpers/oci-image.ts';
 import { pushLayout, startRegistry, type TestRegistry } from '../helpers/registry.ts';
@@ -55,6 +55,9 @@ describe('image references', () => {
     for (const path of ['image.tar', './x/y:1', '/abs/img.tar', 'build.out/image.tar', 'images/base:1', 'ghcr.io/a/b']) {
       expect(parseImageReference(path), path).toBeUndefined();
     }
+    expect(registryBaseUrl(parseImageReference('docker.io/library/debian:12')!)).toBe('https://registry-1.docker.io');
+    expect(registryBaseUrl(parseImageReference('ghcr.io/a/b:1')!)).toBe('https://ghcr.io');
+    expect(registryBaseUrl(parseImageReference('localhost:5000/a:1')!)).toBe('http://localhost:5000');
     expect(parseBaseRef('oci:127.0.0.1:5000/team/base:1', '/w', '--base')).toMatchObject({ kind: 'oci-registry', ref: { repository: 'team/base' } });
     expect(parseBaseRef('oci:build.out/image.tar', '/w', '--base')).toEqual({ kind: 'oci', path: '/w/build.out/image.tar' });
   });

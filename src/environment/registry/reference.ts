@@ -52,6 +52,8 @@ export function manifestReference(ref: ImageReference): string {
  * over HTTPS.
  */
 export function registryBaseUrl(ref: ImageReference): string {
+  // Docker Hub is named docker.io in references but serves the API from registry-1.docker.io.
+  if (ref.registry === 'docker.io' || ref.registry === 'index.docker.io') return 'https://registry-1.docker.io';
   const host = ref.registry.replace(/:\d+$/, '');
   const loopback = host === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(host) || host === '[::1]';
   return `${loopback ? 'http' : 'https'}://${ref.registry}`;
