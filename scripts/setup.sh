@@ -32,6 +32,8 @@ if [ "$TEST_TOOLS" = 1 ]; then
   APT_PACKAGES+=(patch cmake ninja-build meson ruby python3-setuptools perl zsh fish
     golang-go r-base-core php-dev libtool python3-build python3-installer python3-wheel python3-venv python3-pip
     maven jq zip)
+  # OCI registry pulls (a real registry fed by skopeo) and rootfs export checked with each format's tools.
+  APT_PACKAGES+=(docker-registry skopeo erofs-utils cpio)
 fi
 
 missing=()

@@ -1,5 +1,6 @@
 // Progress of a build as a static tree of tasks. On a terminal it is drawn by listr2 (current step, elapsed
-// time, the tail of the step's output); otherwise (CI=true, pipes, log files) as plain timestamped lines.
+// time, the tail of the step's output); otherwise (CI=true, pipes, log files) as plain timestamped lines, each
+// top-level stage folded into a `::group::` when GITHUB_ACTIONS=true (the Actions log shows one line per stage).
 import { Listr, type ListrTask, PRESET_TIMER } from 'listr2';
 
 export interface TaskContext {
@@ -24,7 +25,7 @@ export interface ProgressRenderer {
 export function chooseRenderer(options: { stream?: NodeJS.WriteStream; plain?: boolean } = {}): ProgressRenderer {
   const stream = options.stream ?? process.stderr;
   const plain = options.plain ?? (!stream.isTTY || process.env.CI === 'true' || process.env.TERM === 'dumb');
-  return plain ? new PlainRenderer(stream) : new ListrRenderer();
+  return plain ? new PlainRenderer(stream, { groups: process.env.GITHUB_ACTIONS === 'true' }) : new ListrRenderer();
 }
 
 const TAIL_LINES = 5;
@@ -59,8 +60,10 @@ export class ListrRenderer implements ProgressRenderer {
 
 export class PlainRenderer implements ProgressRenderer {
   readonly #out: NodeJS.WritableStream;
-  constructor(out: NodeJS.WritableStream) {
+  readonly #groups: boolean;
+  constructor(out: NodeJS.WritableStream, options: { groups?: boolean } = {}) {
     this.#out = out;
+    this.#groups = options.groups ?? false;
   }
 
   #line(text: string): void {
@@ -75,15 +78,21 @@ export class PlainRenderer implements ProgressRenderer {
         continue;
       }
       const started = performance.now();
+      // Workflow commands must start the line; groups do not nest, so only top-level stages get one.
+      const group = this.#groups && depth === 0;
+      if (group) this.#out.write(`::group::${t.title}\n`);
       this.#line(`${indent}▶ ${t.title}`);
       try {
         if (t.subtasks) await this.run(t.subtasks, depth + 1);
         await t.run?.({ output: (line) => this.#line(`${indent}  │ ${line}`) });
       } catch (err) {
+        // Closed before the failure line, so the failed stage shows unfolded.
+        if (group) this.#out.write('::endgroup::\n');
         this.#line(`${indent}✖ ${t.title} (${seconds(started)})`);
         throw err;
       }
       this.#line(`${indent}✔ ${t.title} (${seconds(started)})`);
+      if (group) this.#out.write('::endgroup::\n');
     }
   }
 

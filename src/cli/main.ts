@@ -38,6 +38,8 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
   plan: async () => (await import('./commands/plan.ts')).registerPlanCommand,
+  'export-rootfs': async () => (await import('./commands/export-rootfs.ts')).registerExportRootfsCommand,
+  doctor: async () => (await import('./commands/doctor.ts')).registerDoctorCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };

@@ -79,7 +79,7 @@ export function addRecipeOptions(cmd: Command): Command {
 export function addSandboxOptions(cmd: Command): Command {
   return addRecipeOptions(cmd)
     .addOption(new Option('--runner <name>', 'sandbox to run steps in').choices(['bubblewrap', 'qemu', 'auto']).default('auto'))
-    .option('--base <ref>', 'base of the root: debian:SUITE[:PKG,...][@MIRROR], dir:PATH, oci:PATH or host')
+    .option('--base <ref>', 'base of the root: debian:SUITE[:PKG,...][@MIRROR], dir:PATH, oci:PATH, oci:REGISTRY/REPO:TAG or host')
     .option('-r, --repository-append <repos>', "APK repositories (directories or URLs) added to the recipe's (comma-separated, repeatable)", collectList, [])
     .option('-k, --keyring-append <keys>', 'public keys trusted for repositories (comma-separated, repeatable)', collectList, [])
     .option('--package-append <pkgs>', 'packages added to the environment (comma-separated, repeatable)', collectList, [])

@@ -3,12 +3,14 @@
 //   debian:SUITE[:PKG,PKG…][@MIRROR]   a Debian root made by mmdebstrap (variant `essential` + the packages)
 //   dir:PATH                          an existing root filesystem directory, copied, never modified
 //   oci:PATH                          a `docker save` or OCI-layout tarball; layers applied in order
+//   oci:REGISTRY/REPO:TAG|@sha256:…   an image pulled from a registry (src/environment/registry/)
 //   host                              no root at all: the host provider
 //
 // A base is given by `--base` or, so that recipes stay plain melange YAML, as an entry of
 // `environment.contents.repositories` (a string list melange accepts as is).
 import { isAbsolute, resolve } from 'node:path';
 import { BuilderError, UsageError } from '../errors.ts';
+import { type ImageReference, parseImageReference } from './registry/reference.ts';
 
 export const DEFAULT_DEBIAN_MIRROR = 'http://deb.debian.org/debian';
 
@@ -17,7 +19,8 @@ export type BaseRef =
   | { kind: 'host' }
   | { kind: 'debian'; suite: string; packages: string[]; mirror: string }
   | { kind: 'dir'; path: string }
-  | { kind: 'oci'; path: string };
+  | { kind: 'oci'; path: string }
+  | { kind: 'oci-registry'; ref: ImageReference };
 
 const SUITE = /^[a-z][a-z0-9.-]*$/;
 const DEBIAN_PACKAGE = /^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$/;
@@ -50,10 +53,12 @@ export function parseBaseRef(text: string, baseDir: string, where: string): Base
     case 'dir':
     case 'oci': {
       if (rest === '') throw problem(where, `"${ref}" needs a path, e.g. ${kind}:./rootfs`);
+      const image = kind === 'oci' ? parseImageReference(rest) : undefined;
+      if (image) return { kind: 'oci-registry', ref: image };
       return { kind, path: isAbsolute(rest) ? rest : resolve(baseDir, rest) };
     }
     default:
-      throw problem(where, `unknown base "${ref}" (expected debian:SUITE[:PKG,…][@MIRROR], dir:PATH, oci:PATH or host)`);
+      throw problem(where, `unknown base "${ref}" (expected debian:SUITE[:PKG,…][@MIRROR], dir:PATH, oci:PATH, oci:REGISTRY/REPO:TAG or host)`);
   }
 }
 
@@ -86,6 +91,8 @@ export function describeBase(base: BaseRef): string {
     case 'dir':
     case 'oci':
       return `${base.kind}:${base.path}`;
+    case 'oci-registry':
+      return `oci:${base.ref.text}`;
   }
 }
 

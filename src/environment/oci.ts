@@ -17,14 +17,14 @@ const ZSTD_MAGIC = Buffer.from([0x28, 0xb5, 0x2f, 0xfd]);
 const OPAQUE = '.wh..wh..opq';
 const WHITEOUT_PREFIX = '.wh.';
 
-const INDEX_TYPES = new Set([
+export const INDEX_TYPES = new Set([
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
 ]);
 
 const OCI_ARCH: Record<string, string> = { x86_64: 'amd64', aarch64: 'arm64', armv7: 'arm', x86: '386', ppc64le: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' };
 
-interface Layer {
+export interface Layer {
   file: string;
   /** `sha256:<hex>` when the layout names it (OCI); docker save layers are named by path only. */
   digest?: string;
@@ -66,16 +66,30 @@ async function readJson(path: string, what: string): Promise<unknown> {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function blobPath(layout: string, digest: unknown, image: string): string {
   if (typeof digest !== 'string' || !/^[a-z0-9]+:[a-f0-9]{32,}$/.test(digest)) {
     throw new PackageFormatError(`${image}: bad blob digest ${JSON.stringify(digest)}`);
   }
   const [alg, hex] = digest.split(':') as [string, string];
   return join(layout, 'blobs', alg, hex);
+}
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/**
+ * The entry of an image index for `arch` on Linux (a lone entry without a platform is taken as is). An arm
+ * variant is not asked for: the first Linux entry of the architecture wins, as docker pulls it.
+ */
+export function choosePlatform(manifests: Record<string, unknown>[], arch: string, image: string): Record<string, unknown> {
+  const wanted = OCI_ARCH[arch] ?? arch;
+  const chosen =
+    manifests.find((m) => isObject(m.platform) && m.platform.architecture === wanted && (m.platform.os ?? 'linux') === 'linux') ??
+    (manifests.length === 1 && !isObject(manifests[0]?.platform) ? manifests[0] : undefined);
+  if (chosen) return chosen;
+  const offered = manifests.map((m) => (isObject(m.platform) ? `${String(m.platform.os)}/${String(m.platform.architecture)}` : '?'));
+  throw new BuilderError(`${image}: no image for linux/${wanted} (${arch}); the index offers ${offered.join(', ') || 'nothing'}`);
 }
 
 /** The layers of the image unpacked at `layout`, bottom first. */
@@ -93,11 +107,7 @@ export async function imageLayers(layout: string, image: string, arch: string): 
       }
       const manifests = Array.isArray(node.manifests) ? node.manifests.filter(isObject) : [];
       if (manifests.length === 0) throw new PackageFormatError(`${image}: the image index lists no manifests`);
-      const wanted = OCI_ARCH[arch] ?? arch;
-      const chosen =
-        manifests.find((m) => isObject(m.platform) && m.platform.architecture === wanted && m.platform.os !== 'windows') ??
-        (manifests.length === 1 ? manifests[0] : undefined);
-      if (!chosen) throw new BuilderError(`${image}: no image for ${arch} among ${manifests.length} manifests`);
+      const chosen = choosePlatform(manifests, arch, image);
       const type = typeof chosen.mediaType === 'string' ? chosen.mediaType : '';
       node = await readJson(blobPath(layout, chosen.digest, image), `${image}: ${INDEX_TYPES.has(type) ? 'index' : 'manifest'} ${String(chosen.digest)}`);
     }
@@ -183,13 +193,17 @@ export async function createOciRoot(image: string, arch: string, target: string,
       if (err instanceof BuilderError) throw err;
       throw new BuilderError(`oci:${image}: cannot read the image tarball: ${errorMessage(err)}`, { cause: err });
     }
-    const layers = await imageLayers(scratch, `oci:${image}`, arch);
-    const preserveOwner = process.getuid?.() === 0;
-    for (const [i, layer] of layers.entries()) {
-      log(`environment: applying layer ${i + 1}/${layers.length} of ${image}`);
-      await applyLayer(target, layer, `oci:${image}: layer ${i + 1}`, preserveOwner);
-    }
+    await applyLayers(target, await imageLayers(scratch, `oci:${image}`, arch), `oci:${image}`, log);
   } finally {
     await removeTree(scratch);
+  }
+}
+
+/** Applies an image's layers, bottom first, to the empty directory `target`. */
+export async function applyLayers(target: string, layers: readonly Layer[], image: string, log: (line: string) => void): Promise<void> {
+  const preserveOwner = process.getuid?.() === 0;
+  for (const [i, layer] of layers.entries()) {
+    log(`environment: applying layer ${i + 1}/${layers.length} of ${image}`);
+    await applyLayer(target, layer, `${image}: layer ${i + 1}`, preserveOwner);
   }
 }

@@ -22,8 +22,9 @@ import { type CachedRoot, digestOf, fileSha256, RootCache, treeFingerprint } fro
 import { createDebianRoot, DEBIAN_VARIANT, type DebianLogs, installDebianPackages } from './debian.ts';
 import { packageMapFor, type PackageMap } from './debian/name-map.ts';
 import { assignNames, describeAssignment, readSuitePackageNames } from './debian/names.ts';
-import { createOciRoot } from './oci.ts';
+import { applyLayers, createOciRoot } from './oci.ts';
 import type { EnvironmentProvider, EnvironmentSpec, PreparedRoot } from './provider.ts';
+import { pullImage, resolveImage } from './registry/pull.ts';
 import { hostArch } from '../pipeline/arch.ts';
 
 /** Bumped whenever the way roots (resp. bases) are made changes, so old cache entries are not reused. */
@@ -97,7 +98,7 @@ export class RootProvider implements EnvironmentProvider {
     const locations = await withoutEmptyLocalRepositories(repositories.map((r) => locateRepository(r, arch, baseDir)), log);
     const indexFiles = await Promise.all(locations.map((l) => fetchIndexFile(l, this.apkCacheDir)));
     const indexDigests = await Promise.all(indexFiles.map((f) => fileSha256(f)));
-    const baseRequest = await baseRequestIdentity(base);
+    const baseRequest = await baseRequestIdentity(base, arch, this.signal);
     // The map decides what a Debian base installs, so it is part of what was asked.
     const packageMap: PackageMap | undefined = base.kind === 'debian' ? await packageMapFor(this.packageMapFile) : undefined;
     const common = {
@@ -271,6 +272,11 @@ export class RootProvider implements EnvironmentProvider {
           case 'oci':
             await createOciRoot(base.path, arch, rootfs, join(this.cache.dir, 'tmp'), log);
             break;
+          case 'oci-registry': {
+            const image = await pullImage(base.ref, arch, { blobDir: join(this.cache.dir, 'blobs'), log, ...(this.signal ? { signal: this.signal } : {}) });
+            await applyLayers(rootfs, image.layers, `oci:${base.ref.text}`, log);
+            break;
+          }
         }
         return { kind: 'base', description: describeBase(base), inputs: identity };
       },
@@ -282,7 +288,7 @@ export class RootProvider implements EnvironmentProvider {
 
 
 /** What identifies a base request, computed without making the base. */
-async function baseRequestIdentity(base: BaseRef): Promise<unknown> {
+async function baseRequestIdentity(base: BaseRef, arch: string, signal: AbortSignal | undefined): Promise<unknown> {
   switch (base.kind) {
     case 'none':
     case 'host':
@@ -299,6 +305,9 @@ async function baseRequestIdentity(base: BaseRef): Promise<unknown> {
       if (!st?.isFile()) throw new BuilderError(`oci:${base.path}: no such image tarball`);
       return { kind: 'oci', path: base.path, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
     }
+    case 'oci-registry':
+      // A tag may move: it is resolved to the platform manifest's digest on every build (one small request).
+      return { kind: 'oci-registry', manifest: (await resolveImage(base.ref, arch, signal ? { signal } : {})).manifestDigest };
   }
 }
 

@@ -4,15 +4,16 @@
 // http(s) downloads follow melange's fetch inputs: `timeout` is how long an attempt may go without progress
 // (connecting or reading, as wget -T), `dns-timeout` bounds the host name lookup, and `retry-limit` is the
 // number of attempts in all (as wget --tries), with a growing wait between them. An attempt that broke off
-// part way resumes with a Range request when the server allows it.
+// part way resumes with a Range request when the server allows it. Requests go through Node's fetch (undici):
+// redirects, TLS and connection handling are its; idle timeouts, retries and resuming are ours.
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import { createReadStream } from 'node:fs';
 import { copyFile, link, mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { type ClientRequest, get as httpGet, type IncomingMessage } from 'node:http';
-import { get as httpsGet } from 'node:https';
 import { dirname, join, resolve } from 'node:path';
-import { type Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +48,6 @@ export class ChecksumMismatchError extends BuilderError {
 
 /** Waits between attempts when the options do not say: 1 s, 2 s, 4 s, … up to 30 s. */
 export const DEFAULT_BACKOFF = { initialMs: 1000, maxMs: 30_000 };
-const MAX_REDIRECTS = 20;
 const URL_SCHEME = /^([a-zA-Z][a-zA-Z0-9+.-]*):/;
 /** Socket and lookup errors worth another attempt; anything else (a name that does not exist, …) is final. */
 const TRANSIENT_CODES = new Set([
@@ -238,15 +238,21 @@ async function receiveHttp(source: FetchSourcePlan, download: Download, options:
 
 function classify(err: unknown): AttemptError {
   if (err instanceof AttemptError) return err;
-  const code = (err as NodeJS.ErrnoException).code;
-  const message = errorMessage(err);
+  // Node's fetch reports "fetch failed" / "terminated" with the socket or lookup error as the cause.
+  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+  const code = (err as NodeJS.ErrnoException).code ?? (cause as NodeJS.ErrnoException | undefined)?.code;
+  const message = cause ? `${errorMessage(err)}: ${cause.message}` : errorMessage(err);
   if (code === 'ENOTFOUND') return new AttemptError(`cannot resolve the host name (${message})`, false);
   if (code !== undefined && TRANSIENT_CODES.has(code)) return new AttemptError(message, true);
-  if (message === 'aborted' || message === 'socket hang up') return new AttemptError(`the connection was closed (${message})`, true);
+  if (/^(terminated|aborted|socket hang up)$/.test(errorMessage(err))) return new AttemptError(`the connection was closed (${message})`, true);
   return new AttemptError(message, false);
 }
 
-/** One attempt: follow redirects, then receive the body, continuing a broken-off transfer when possible. */
+/**
+ * One attempt through Node's fetch (redirects followed by it, at most 20), then the body, continuing a
+ * broken-off transfer when possible. `timeout` is enforced as idle time: a timer restarted by every chunk
+ * aborts the request when nothing arrives for that long.
+ */
 async function httpAttempt(source: FetchSourcePlan, download: Download, options: FetchOptions): Promise<void> {
   const resume = await download.resumable();
   if (!resume) download.restart();
@@ -256,145 +262,132 @@ async function httpAttempt(source: FetchSourcePlan, download: Download, options:
     headers['if-range'] = download.validator!;
     options.log?.(`fetch: ${source.uri}: resuming at byte ${download.bytes}`);
   }
-  const connection = new Connection(source, options);
+  const url = new URL(source.uri);
+  await lookupWithin(url.hostname, source.dnsTimeout * 1000);
+  const idle = new IdleTimer(source.timeout);
+  const signal = options.signal ? AbortSignal.any([options.signal, idle.signal]) : idle.signal;
   try {
-    const res = await connection.open(source.uri, headers);
-    const status = res.statusCode ?? 0;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, redirect: 'follow', signal });
+    } catch (err) {
+      throw idle.failure ?? err;
+    }
+    const status = res.status;
+    const cancel = (): Promise<void> => res.body?.cancel().catch(() => undefined) ?? Promise.resolve();
     if (status >= 400) {
-      res.resume();
+      await cancel();
       const retryable = status === 408 || status === 425 || status === 429 || status >= 500;
-      const retryAfter = /^\d+$/.test(String(res.headers['retry-after'] ?? '')) ? Number(res.headers['retry-after']) : undefined;
-      throw new AttemptError(`HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd(), retryable, retryAfter);
+      const retryAfter = /^\d+$/.test(res.headers.get('retry-after') ?? '') ? Number(res.headers.get('retry-after')) : undefined;
+      throw new AttemptError(`HTTP ${status} ${res.statusText}`.trimEnd(), retryable, retryAfter);
     }
     let append = false;
     if (status === 206 && resume) {
-      const start = /^bytes (\d+)-/.exec(String(res.headers['content-range'] ?? ''))?.[1];
+      const range = res.headers.get('content-range');
+      const start = /^bytes (\d+)-/.exec(range ?? '')?.[1];
       if (start === undefined || Number(start) !== download.bytes) {
-        res.resume();
+        await cancel();
         download.restart();
-        throw new AttemptError(`the server resumed at the wrong place (${String(res.headers['content-range'] ?? 'no Content-Range')})`, true);
+        throw new AttemptError(`the server resumed at the wrong place (${range ?? 'no Content-Range'})`, true);
       }
       append = true;
     } else if (status === 200) {
       if (download.bytes > 0) download.restart();
-      download.validator = strongValidator(res);
+      download.validator = strongValidator(res.headers);
     } else {
-      res.resume();
+      await cancel();
       download.restart();
-      throw new AttemptError(`unexpected HTTP ${status} ${res.statusMessage ?? ''}`.trimEnd(), false);
+      throw new AttemptError(`unexpected HTTP ${status} ${res.statusText}`.trimEnd(), false);
     }
-    const length = res.headers['content-length'];
-    const total = length !== undefined && /^\d+$/.test(length) ? download.bytes + Number(length) : undefined;
-    await connection.body(download.write(res, append, options.signal));
+    const length = res.headers.get('content-length');
+    const total = length !== null && /^\d+$/.test(length) ? download.bytes + Number(length) : undefined;
+    if (res.body) {
+      const web = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+      const body = Readable.from(
+        (async function* () {
+          for await (const chunk of web) {
+            idle.restart();
+            yield chunk as Buffer;
+          }
+        })(),
+        { objectMode: false },
+      );
+      try {
+        await download.write(body, append, options.signal);
+      } catch (err) {
+        throw idle.failure ?? err;
+      }
+    }
     if (total !== undefined && download.bytes !== total) {
       throw new AttemptError(`the connection closed after ${download.bytes} of ${total} bytes`, true);
     }
   } finally {
-    connection.close();
+    idle.stop();
   }
 }
 
 /** What If-Range may carry: a strong ETag, else Last-Modified; undefined when the server does not do ranges. */
-function strongValidator(res: IncomingMessage): string | undefined {
-  if (res.headers['accept-ranges'] !== 'bytes') return undefined;
-  const etag = res.headers.etag;
+function strongValidator(headers: Headers): string | undefined {
+  if (headers.get('accept-ranges') !== 'bytes') return undefined;
+  const etag = headers.get('etag');
   if (etag && !etag.startsWith('W/')) return etag;
-  return res.headers['last-modified'];
+  return headers.get('last-modified') ?? undefined;
+}
+
+/** Aborts its signal when `seconds` pass without restart() (0: never), remembering that a timeout did it. */
+class IdleTimer {
+  readonly #controller = new AbortController();
+  readonly #ms: number;
+  readonly #seconds: number;
+  #timer: NodeJS.Timeout | undefined;
+  failure: AttemptError | undefined;
+
+  constructor(seconds: number) {
+    this.#seconds = seconds;
+    this.#ms = seconds * 1000;
+    this.restart();
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  restart(): void {
+    if (this.#ms <= 0 || this.failure) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.failure = new AttemptError(`timed out: nothing received for ${formatSeconds(this.#seconds)}`, true);
+      this.#controller.abort(this.failure);
+    }, this.#ms);
+  }
+
+  stop(): void {
+    clearTimeout(this.#timer);
+  }
 }
 
 /**
- * The request of one attempt (and its redirects), with the timeouts: `timeout` seconds without progress
- * fail it, and so does a host name lookup longer than `dnsTimeout`.
+ * Resolves the host name within `ms` (0: no limit), so a hanging resolver fails the attempt as `dns-timeout`
+ * asks. Node's fetch takes no lookup function, so the name is resolved here first; fetch's own lookup then
+ * finds it in the system resolver's cache.
  */
-class Connection {
-  private request: ClientRequest | undefined;
-  /** Set when a timeout (rather than the peer) ended the request: the stream errors only say "aborted". */
-  private failure: AttemptError | undefined;
-  private readonly source: FetchSourcePlan;
-  private readonly options: FetchOptions;
-
-  constructor(source: FetchSourcePlan, options: FetchOptions) {
-    this.source = source;
-    this.options = options;
-  }
-
-  async open(uri: string, headers: Record<string, string>): Promise<IncomingMessage> {
-    let url = new URL(uri);
-    for (let hop = 0; ; hop++) {
-      const res = await this.get(url, headers);
-      const location = res.headers.location;
-      if (![301, 302, 303, 307, 308].includes(res.statusCode ?? 0) || !location) return res;
-      res.resume();
-      this.close();
-      if (hop >= MAX_REDIRECTS) throw new AttemptError(`more than ${MAX_REDIRECTS} redirects`, false);
-      url = new URL(location, url);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-        throw new AttemptError(`redirected to an unsupported URI scheme "${url.protocol}" (${url.href})`, false);
-      }
+async function lookupWithin(hostname: string, ms: number): Promise<void> {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) !== 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    if (ms > 0) {
+      timer = setTimeout(
+        () => reject(Object.assign(new Error(`looking up ${host} took longer than ${formatSeconds(ms / 1000)} (dns-timeout)`), { code: 'EAI_AGAIN' })),
+        ms,
+      );
     }
+  });
+  try {
+    await Promise.race([dnsLookup(host), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
-
-  /** Waits for the body to be received, reporting a timeout as such. */
-  async body(receiving: Promise<void>): Promise<void> {
-    try {
-      await receiving;
-    } catch (err) {
-      throw this.failure ?? err;
-    }
-  }
-
-  close(): void {
-    this.request?.destroy();
-    this.request = undefined;
-  }
-
-  private get(url: URL, headers: Record<string, string>): Promise<IncomingMessage> {
-    const timeoutMs = this.source.timeout * 1000;
-    const get = url.protocol === 'https:' ? httpsGet : httpGet;
-    return new Promise((resolveResponse, reject) => {
-      const req = get(url, {
-        headers,
-        // A connection per request: nothing lingers in a shared pool after a failed attempt.
-        agent: false,
-        lookup: lookupWithin(this.source.dnsTimeout * 1000),
-        ...(this.options.signal ? { signal: this.options.signal } : {}),
-      });
-      this.request = req;
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => {
-          this.failure = new AttemptError(`timed out: nothing received for ${formatSeconds(this.source.timeout)}`, true);
-          req.destroy(this.failure);
-        });
-      }
-      req.once('response', resolveResponse);
-      // Errors after the response (a timeout while reading) reach the body stream; only the first one counts.
-      req.on('error', (err) => reject(this.failure ?? err));
-    });
-  }
-}
-
-/** dns.lookup that gives up after `ms` (0: never). */
-function lookupWithin(ms: number) {
-  return (
-    hostname: string,
-    options: LookupOptions,
-    callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void,
-  ): void => {
-    let settled = false;
-    const timer =
-      ms > 0
-        ? setTimeout(() => {
-            settled = true;
-            callback(Object.assign(new Error(`looking up ${hostname} took longer than ${formatSeconds(ms / 1000)} (dns-timeout)`), { code: 'EAI_AGAIN' }), '');
-          }, ms)
-        : undefined;
-    dnsLookup(hostname, options, (err, address, family) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      callback(err, address, family);
-    });
-  };
 }
 
 function formatSeconds(seconds: number): string {

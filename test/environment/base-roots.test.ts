@@ -1,55 +1,18 @@
 // dir: and oci: bases, made from trees and image tarballs the tests write.
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { parseBaseRef, splitRepositories } from '../../src/environment/base.ts';
 import { RootProvider } from '../../src/environment/root-provider.ts';
 import { environmentKind, SelectingProvider } from '../../src/environment/select.ts';
+import { expectLayered as expectImageLayers, LOWER, tarOf, UPPER } from '../helpers/oci-image.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 import { ARCH } from './repo.ts';
 
 const tempDir = useTempDirs();
 const noLog = (): void => undefined;
-
-type Item = { name: string; type?: 'file' | 'directory' | 'symlink'; body?: string | Buffer; linkname?: string; mode?: number };
-
-async function tarOf(items: Item[]): Promise<Buffer> {
-  const pack = tar.pack();
-  for (const i of items) {
-    const body = Buffer.from(i.body ?? '');
-    const header: Partial<tar.Header> & { name: string } = { name: i.name, type: i.type ?? 'file', mode: i.mode ?? (i.type === 'directory' ? 0o755 : 0o644), size: body.length };
-    if (i.linkname !== undefined) header.linkname = i.linkname;
-    if (header.type === 'file') pack.entry(header as tar.Header, body);
-    else pack.entry(header as tar.Header);
-  }
-  pack.finalize();
-  const chunks: Buffer[] = [];
-  for await (const c of pack) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-const LOWER: Item[] = [
-  { name: 'etc/', type: 'directory' },
-  { name: 'etc/a', body: 'lower a\n' },
-  { name: 'etc/b', body: 'lower b\n' },
-  { name: 'opt/', type: 'directory' },
-  { name: 'opt/x/', type: 'directory' },
-  { name: 'opt/x/old', body: 'old\n' },
-  { name: 'bin/', type: 'directory' },
-  { name: 'bin/tool', body: '#!/bin/sh\n', mode: 0o755 },
-  { name: 'bin/alias', type: 'symlink', linkname: 'tool' },
-];
-const UPPER: Item[] = [
-  { name: 'etc/', type: 'directory' },
-  { name: 'etc/.wh.a', body: '' },
-  { name: 'etc/c', body: 'upper c\n' },
-  { name: 'opt/x/', type: 'directory' },
-  { name: 'opt/x/new', body: 'new\n' },
-  { name: 'opt/x/.wh..wh..opq', body: '' },
-];
 
 async function dockerSave(path: string, layers: Buffer[]): Promise<void> {
   const names = layers.map((_, i) => `layer${i}/layer.tar`);
@@ -95,12 +58,7 @@ async function ociLayout(path: string, layers: Buffer[], tamper = false): Promis
 }
 
 async function expectLayered(rootfs: string): Promise<void> {
-  expect(await readFile(join(rootfs, 'etc/b'), 'utf8')).toBe('lower b\n');
-  expect(await readFile(join(rootfs, 'etc/c'), 'utf8')).toBe('upper c\n');
-  await expect(stat(join(rootfs, 'etc/a'))).rejects.toThrow();
-  expect((await readdir(join(rootfs, 'opt/x'))).sort()).toEqual(['new']);
-  expect((await stat(join(rootfs, 'bin/tool'))).mode & 0o777).toBe(0o755);
-  expect(await readFile(join(rootfs, 'bin/alias'), 'utf8')).toBe('#!/bin/sh\n');
+  await expectImageLayers(rootfs);
   expect(await readFile(join(rootfs, 'etc/passwd'), 'utf8')).toContain('build:x:1000:1000');
 }
 

@@ -128,7 +128,7 @@ describe('builder cache ls|prune', () => {
     const listing = await run(['cache', 'ls', '--root-cache-dir', dir]);
     expect(listing).toContain(digest.slice(0, 12));
     expect(listing).toContain('1 root(s), 100 B');
-    const json = JSON.parse(await run(['cache', 'ls', '--root-cache-dir', dir, '--json'])) as { digest: string }[];
+    const json = (JSON.parse(await run(['cache', 'ls', '--root-cache-dir', dir, '--json'])) as { roots: { digest: string }[] }).roots;
     expect(json.map((r) => r.digest)).toEqual([digest]);
     expect(await run(['cache', 'prune', '--root-cache-dir', dir, '--older-than', '1d'])).toBe('removed 0 root(s), 0 B\n');
     expect(await run(['cache', 'prune', '--root-cache-dir', dir])).toContain(`removed ${digest.slice(0, 12)} root 100 B`);

@@ -408,7 +408,7 @@ describe('results and the command', () => {
 
     const strict = await run(['--lint-require', 'opt', '--json', good]);
     expect(strict.error).toBeInstanceOf(LintFailedError);
-    expect((JSON.parse(strict.out) as LintReport[])[0]?.errors).toBe(2);
+    expect((JSON.parse(strict.out) as { ok: boolean; packages: LintReport[] }).packages[0]?.errors).toBe(2);
 
     const typo = await run(['--lint-warn', 'stripp', good]);
     expect(typo.error).toBeInstanceOf(UsageError);

@@ -114,7 +114,7 @@ describe('scanning .apk files', () => {
     expect(text).toContain(`${program}: greet 1.2.3-r1\n  provides:\n    cmd:greet=1.2.3-r1   (not in .PKGINFO)\n`);
     expect(text).toContain('  depends:\n    so:ld-linux-x86-64.so.2   (not in .PKGINFO)\n    so:libc.so.6\n    so:libgreet.so.1\n');
     expect(text).toContain(`${lib}: libgreet 1.2.3-r1\n  provides:\n    so:libgreet.so.1=1.2.3\n  depends:\n    so:libc.so.6   (not in .PKGINFO)\n`);
-    const json = JSON.parse(await run(['--json', program])) as { name: string; scanned: { provides: string[] } }[];
+    const json = (JSON.parse(await run(['--json', program])) as { packages: { name: string; scanned: { provides: string[] } }[] }).packages;
     expect(json[0]?.name).toBe('greet');
     expect(json[0]?.scanned.provides).toEqual(['cmd:greet=1.2.3-r1']);
   });

@@ -9,6 +9,7 @@ import { generateSigningKey, loadKeyring, loadSigningKey } from '../../apk/keys.
 import { readApk } from '../../apk/reader.ts';
 import { resignApk } from '../../apk/resign.ts';
 import { verifyApk, verifyApkIndex } from '../../apk/verify.ts';
+import { errorJson, printJson } from '../json-output.ts';
 import { BuilderError, errorMessage, PackageFormatError } from '../../errors.ts';
 
 async function exists(path: string): Promise<boolean> {
@@ -79,24 +80,38 @@ export function registerApkCommands(program: Command): void {
     .description('verify packages and indexes: signature, datahash, structure and safe paths')
     .option('--keyring <key>', 'trusted public key, or a directory of *.pub files (repeatable)', collect, [] as string[])
     .argument('<file...>', '.apk packages or APKINDEX.tar.gz files')
-    .action(async (files: string[], flags: { keyring: string[] }) => {
-      const keyring = await loadKeyring(flags.keyring);
-      let failed = 0;
-      for (const file of files) {
-        try {
-          if (/APKINDEX[^/]*\.tar\.gz$/.test(file)) {
-            const s = await verifyApkIndex(file, keyring);
-            console.log(`${file}: OK (index of ${s.entries.length} packages, signed by ${s.keyName})`);
-          } else {
-            const s = await verifyApk(file, keyring);
-            console.log(`${file}: OK (${s.info.pkgname}-${s.info.pkgver}, ${s.entries} entries, signed by ${s.keyName})`);
+    .option('--json', 'print {command, ok, files: [{file, ok, kind, ...}]} instead of text (docs/json.md)', false)
+    .action(async (files: string[], flags: { keyring: string[]; json: boolean }) => {
+      const results: Record<string, unknown>[] = [];
+      const verifyAll = async (): Promise<void> => {
+        const keyring = await loadKeyring(flags.keyring);
+        for (const file of files) {
+          try {
+            if (/APKINDEX[^/]*\.tar\.gz$/.test(file)) {
+              const s = await verifyApkIndex(file, keyring);
+              results.push({ file, ok: true, kind: 'index', packages: s.entries.length, keyName: s.keyName, algorithm: s.algorithm });
+              if (!flags.json) console.log(`${file}: OK (index of ${s.entries.length} packages, signed by ${s.keyName})`);
+            } else {
+              const s = await verifyApk(file, keyring);
+              results.push({ file, ok: true, kind: 'package', package: s.info.pkgname, version: s.info.pkgver, entries: s.entries, keyName: s.keyName, algorithm: s.algorithm, checksum: s.checksum, dataHash: s.dataHash });
+              if (!flags.json) console.log(`${file}: OK (${s.info.pkgname}-${s.info.pkgver}, ${s.entries} entries, signed by ${s.keyName})`);
+            }
+          } catch (err) {
+            if (!(err instanceof BuilderError)) throw err;
+            results.push({ file, ok: false, error: errorJson(err) });
+            process.stderr.write(`${errorMessage(err)}\n`);
           }
-        } catch (err) {
-          if (!(err instanceof BuilderError)) throw err;
-          failed++;
-          process.stderr.write(`${errorMessage(err)}\n`);
         }
+      };
+      if (flags.json) {
+        await printJson('verify', async () => {
+          await verifyAll();
+          return { ok: results.every((r) => r.ok === true), files: results };
+        });
+      } else {
+        await verifyAll();
       }
+      const failed = results.filter((r) => r.ok !== true).length;
       if (failed > 0) throw new BuilderError(`${failed} of ${files.length} files failed verification`);
     });
 }

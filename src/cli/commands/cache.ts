@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { type RootListing, RootCache } from '../../environment/cache.ts';
 import { defaultRootCacheDir } from '../../environment/root-provider.ts';
 import { UsageError } from '../../errors.ts';
+import { formatSize } from '../../text/transfer-progress.ts';
+import { printJson } from '../json-output.ts';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
 
@@ -11,18 +13,6 @@ export function parseDuration(text: string, flag: string): number {
   const m = /^(\d+)([smhdw]?)$/.exec(text.trim());
   if (!m) throw new UsageError(`${flag}: "${text}" is not a duration (e.g. 30d, 12h, 90m, 3600)`);
   return Number(m[1]) * (UNITS[m[2] || 's'] ?? 1) * 1000;
-}
-
-export function formatSize(bytes: number): string {
-  if (bytes < 1024) return `${bytes} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 export function formatListing(roots: RootListing[]): string[] {
@@ -45,13 +35,15 @@ export function registerCacheCommand(program: Command): void {
     .command('ls')
     .description('list cached build roots, most recently used first')
     .option('--root-cache-dir <dir>', 'cache of build roots', defaultRootCacheDir())
-    .option('--json', 'print JSON instead of a table', false)
+    .option('--json', 'print {command, ok, dir, roots: [...], totalBytes} instead of a table (docs/json.md)', false)
     .action(async (flags: CacheFlags & { json: boolean }) => {
-      const roots = await new RootCache(flags.rootCacheDir).list();
       if (flags.json) {
-        process.stdout.write(`${JSON.stringify(roots, null, 2)}\n`);
-        return;
+        return printJson('cache ls', async () => {
+          const roots = await new RootCache(flags.rootCacheDir).list();
+          return { dir: flags.rootCacheDir, roots, totalBytes: roots.reduce((n, r) => n + r.size, 0) };
+        });
       }
+      const roots = await new RootCache(flags.rootCacheDir).list();
       for (const l of formatListing(roots)) process.stdout.write(`${l}\n`);
       const total = roots.reduce((n, r) => n + r.size, 0);
       process.stdout.write(`${roots.length} root(s), ${formatSize(total)} (files shared by hard links counted in each root)\n`);

@@ -1,6 +1,7 @@
 // `builder scan pkg.apk...`: what dependency scanning finds in existing packages.
 import type { Command } from 'commander';
 import { type ApkScanReport, scanApks } from '../../apk/sca/scan-apk.ts';
+import { printJson } from '../json-output.ts';
 
 interface ScanFlags {
   json: boolean;
@@ -11,10 +12,11 @@ export function registerScanCommand(program: Command): void {
     .command('scan')
     .description('show the runtime dependencies and provides that scanning finds in packages')
     .argument('<package...>', '.apk files; packages with the same origin are scanned together as siblings')
-    .option('--json', 'print a JSON array instead of text', false)
+    .option('--json', 'print {command, ok, packages: [...]} instead of text (docs/json.md)', false)
     .action(async (files: string[], flags: ScanFlags) => {
+      if (flags.json) return printJson('scan', async () => ({ packages: await scanApks(files) }));
       const reports = await scanApks(files);
-      process.stdout.write(flags.json ? `${JSON.stringify(reports, null, 2)}\n` : reports.map(renderReport).join('\n'));
+      process.stdout.write(reports.map(renderReport).join('\n'));
     });
 }
 
