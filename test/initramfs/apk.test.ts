@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey, loadSigningKey } from '../../src/apk/keys.ts';
 import { registerInitramfsCommand } from '../../src/cli/commands/initramfs.ts';
+import { ensureSealedBaseInitramfs } from '../../src/runners/qemu/seal.ts';
 import { readElf } from '../../src/elf/reader.ts';
 import { PackageFormatError, UsageError } from '../../src/errors.ts';
 import { type BaseInitramfsOptions, baseInitramfsDigest, ensureBaseInitramfs } from '../../src/initramfs/base.ts';
@@ -45,7 +46,7 @@ describe('build-initramfs --from apk', () => {
     await writeIndex(repo.dir, repo.key, [...repo.packages.values()].map((p) => p.entry));
 
     options = { cacheDir, from: 'apk', repositories: [repo.dir], keyring: [repo.publicKey], packages: ['hello-extra'] };
-    first = await ensureBaseInitramfs({ ...options, log: (l) => progress.push(l) });
+    first = await ensureSealedBaseInitramfs({ ...options, log: (l) => progress.push(l) });
     entries = await unpack(first.path, (n) => n === 'init' || n === 'bin/busybox' || n === 'usr/sbin/dropbear' || n === 'usr/bin/hello-extra');
   });
 
@@ -107,7 +108,7 @@ describe('build-initramfs --from apk', () => {
     const output = path.join(work, 'out', 'initramfs.cpio.gz');
     await mkdir(path.dirname(output));
     await program.parseAsync(
-      ['build-initramfs', '--from', 'apk', '--repository', repo.dir, '--keyring', repo.publicKey, '--package', 'hello-extra', '-o', output, '--cache-dir', cacheDir],
+      ['build-initramfs', '--from', 'apk', '--repository', repo.dir, '--keyring', repo.publicKey, '--package', 'hello-extra', '-o', output, '--vm-artifact-dir', cacheDir],
       { from: 'user' },
     );
     expect((await readFile(output)).equals(await readFile(first.path))).toBe(true);

@@ -94,7 +94,7 @@ describe('the base initramfs', () => {
     registerInitramfsCommand(program);
     const output = path.join(work, 'out', 'initramfs.cpio.gz');
     await mkdir(path.dirname(output));
-    await program.parseAsync(['build-initramfs', '--package', 'netcat-openbsd', '-o', output, '--cache-dir', cacheDir], { from: 'user' });
+    await program.parseAsync(['build-initramfs', '--package', 'netcat-openbsd', '-o', output, '--vm-artifact-dir', cacheDir], { from: 'user' });
     const withNc = await unpack(output, () => false);
     expect(withNc.get('bin/nc.openbsd')?.type).toBe('file');
     expect(resolveInArchive(withNc, 'usr/lib/x86_64-linux-gnu/libbsd.so.0') ?? resolveInArchive(withNc, 'lib/x86_64-linux-gnu/libbsd.so.0')).toBeDefined();
