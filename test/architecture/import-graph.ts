@@ -1,5 +1,6 @@
 // The import graph of src/, read from the source text: which module imports which, and whether only for
 // types (erased at run time). Dynamic `import()` counts as a value import.
+import { stronglyConnected } from '../../src/text/components.ts';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
@@ -51,39 +52,7 @@ export function cycles(edges: readonly { from: string; to: string }[]): string[]
     if (!next.has(e.from)) next.set(e.from, new Set());
     next.get(e.from)?.add(e.to);
   }
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const stack: string[] = [];
-  const onStack = new Set<string>();
-  const found: string[][] = [];
-  let counter = 0;
-  const visit = (v: string): void => {
-    index.set(v, counter);
-    low.set(v, counter);
-    counter++;
-    stack.push(v);
-    onStack.add(v);
-    for (const w of next.get(v) ?? []) {
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v) as number, low.get(w) as number));
-      } else if (onStack.has(w)) {
-        low.set(v, Math.min(low.get(v) as number, index.get(w) as number));
-      }
-    }
-    if (low.get(v) === index.get(v)) {
-      const component: string[] = [];
-      for (;;) {
-        const w = stack.pop() as string;
-        onStack.delete(w);
-        component.push(w);
-        if (w === v) break;
-      }
-      if (component.length > 1) found.push(component.sort());
-    }
-  };
-  for (const v of next.keys()) if (!index.has(v)) visit(v);
-  return found;
+  return stronglyConnected(next.keys(), (v) => next.get(v) ?? []).filter((c) => c.length > 1);
 }
 
 /** The top-level folder (or file) of a module path relative to src/. */

@@ -3,6 +3,7 @@
 // the way apk does (highest version by apk's ordering; providers by provider_priority), follows `depend`
 // lines including `so:`/`cmd:`/`pc:` virtuals, honours `!name` conflicts, and orders the result so that
 // dependencies come before their dependents (cycles are allowed, as in apk).
+import { stronglyConnected } from '../../text/components.ts';
 import { apkVersionSatisfies, compareApkVersions, isValidApkVersion, type ApkVersionOperator } from '../../apk/version.ts';
 import { BuilderError } from '../../errors.ts';
 import { baseProvision } from '../base-provides.ts';
@@ -342,41 +343,9 @@ function installOrder<T extends Resolvable>(selected: Map<string, Offer<T>>): Re
     }
     edges.set(name, [...deps].sort());
   }
-  // Tarjan's algorithm emits a component only after every component it reaches: dependencies first.
-  const index = new Map<string, number>();
-  const low = new Map<string, number>();
-  const onStack = new Set<string>();
-  const stack: string[] = [];
-  const out: ResolvedPackage<T>[] = [];
-  let counter = 0;
-  const visit = (v: string): void => {
-    index.set(v, counter);
-    low.set(v, counter);
-    counter++;
-    stack.push(v);
-    onStack.add(v);
-    for (const w of edges.get(v) ?? []) {
-      if (!index.has(w)) {
-        visit(w);
-        low.set(v, Math.min(low.get(v)!, low.get(w)!));
-      } else if (onStack.has(w)) {
-        low.set(v, Math.min(low.get(v)!, index.get(w)!));
-      }
-    }
-    if (low.get(v) === index.get(v)) {
-      const component: string[] = [];
-      for (;;) {
-        const w = stack.pop()!;
-        onStack.delete(w);
-        component.push(w);
-        if (w === v) break;
-      }
-      for (const w of component.sort()) {
-        const offer = selected.get(w)!;
-        out.push({ pkg: offer.pkg, repository: offer.repository });
-      }
-    }
-  };
-  for (const name of names) if (!index.has(name)) visit(name);
-  return out;
+  // Components come dependencies first: a package is installed after what it depends on.
+  return stronglyConnected(names, (v) => edges.get(v) ?? []).flat().map((w) => {
+    const offer = selected.get(w)!;
+    return { pkg: offer.pkg, repository: offer.repository };
+  });
 }
