@@ -30,14 +30,13 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
     const archDir = resolve(options.outDir, first.plan.arch);
     await mkdir(archDir, { recursive: true });
     const packages = [];
-    for (const p of first.packages) {
-      const final = join(archDir, basename(p.path));
-      // The scratch dir is inside the out dir, so this is a rename on one filesystem; copy if it is not.
-      await rename(p.path, final).catch(async () => {
-        await copyFile(p.path, `${final}.tmp`);
-        await rename(`${final}.tmp`, final);
-      });
-      packages.push({ ...p, path: final });
+    for (const p of first.packages) packages.push({ ...p, path: await moveInto(p.path, archDir) });
+    // The first build's observability report goes with its packages: the scratch dir is removed below.
+    let observability = first.observability;
+    const report = observability?.reportPath;
+    if (observability && report) {
+      const final = await moveInto(report, archDir);
+      observability = { ...observability, reportPath: final, summary: observability.summary.map((l) => l.replaceAll(report, final)) };
     }
     let indexPath: string | undefined;
     if (options.generateIndex && packages.length > 0) {
@@ -45,8 +44,18 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
       const signingKey = options.signingKey ? await loadSigningKey(options.signingKey) : undefined;
       await updateApkIndex({ path: indexPath, add: packages.map((p) => p.entry), signingKey });
     }
-    return { ...first, packages, indexPath };
+    return { ...first, packages, indexPath, ...(observability ? { observability } : {}) };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+/** The scratch dir is inside the out dir, so this is a rename on one filesystem; copied if it is not. */
+async function moveInto(path: string, dir: string): Promise<string> {
+  const final = join(dir, basename(path));
+  await rename(path, final).catch(async () => {
+    await copyFile(path, `${final}.tmp`);
+    await rename(`${final}.tmp`, final);
+  });
+  return final;
 }

@@ -40,5 +40,6 @@ export interface PreparedRoot extends BuildRoot {
 
 export interface EnvironmentProvider {
   readonly name: string;
-  prepare(spec: EnvironmentSpec, log: (line: string) => void): Promise<PreparedRoot>;
+  /** The signal (Ctrl-C, package.timeout) stops a preparation in progress. */
+  prepare(spec: EnvironmentSpec, log: (line: string) => void, signal?: AbortSignal): Promise<PreparedRoot>;
 }

@@ -63,7 +63,8 @@ export class RootProvider implements EnvironmentProvider {
     this.signal = options.signal;
   }
 
-  async prepare(spec: EnvironmentSpec, log: (line: string) => void): Promise<PreparedRoot> {
+  async prepare(spec: EnvironmentSpec, log: (line: string) => void, stop?: AbortSignal): Promise<PreparedRoot> {
+    const signal = stop && this.signal ? AbortSignal.any([stop, this.signal]) : (stop ?? this.signal);
     const baseDir = spec.baseDir ?? process.cwd();
     const { base, repositories } = splitRepositories(spec.repositories, spec.base, baseDir);
     if (base.kind === 'host') throw new BuilderError('the host base is not a root: use the host environment provider');
@@ -105,7 +106,7 @@ export class RootProvider implements EnvironmentProvider {
       return prepared(known, accounts);
     }
 
-    const baseRoot = await this.obtainBase(base, baseRequest, arch, log);
+    const baseRoot = await this.obtainBase(base, baseRequest, arch, log, signal);
     const baseProvides = baseRoot ? await scanBaseProvides(baseRoot.rootfs) : new Map<string, string | undefined>();
     const loaded = await Promise.all(
       locations.map((location) => loadRepository(location, { keyring: keys.keyring, ignoreSignatures, cacheDir: this.apkCacheDir })),
@@ -164,14 +165,14 @@ export class RootProvider implements EnvironmentProvider {
           inputs: { base: baseRoot ? { ref: describeBase(base), digest: baseRoot.digest } : null, packages: names, accounts: common.accounts },
         };
       },
-      { log, signal: this.signal },
+      { log, signal },
     );
     await this.cache.recordRequest(requestDigest, root.digest);
     if (!created) log(`environment: cache hit ${root.digest.slice(0, 12)} (${root.meta.description}) after resolution`);
     return prepared(root, accounts);
   }
 
-  private async obtainBase(base: BaseRef, request: unknown, arch: string, log: (line: string) => void): Promise<CachedRoot | undefined> {
+  private async obtainBase(base: BaseRef, request: unknown, arch: string, log: (line: string) => void, signal: AbortSignal | undefined): Promise<CachedRoot | undefined> {
     if (base.kind === 'none' || base.kind === 'host') return undefined;
     let identity: unknown = request;
     if (base.kind === 'oci') identity = { kind: 'oci', sha256: await fileSha256(base.path) };
@@ -181,7 +182,7 @@ export class RootProvider implements EnvironmentProvider {
       async (rootfs) => {
         switch (base.kind) {
           case 'debian':
-            await createDebianRoot(base, arch, rootfs, log, this.signal);
+            await createDebianRoot(base, arch, rootfs, log, signal);
             break;
           case 'dir':
             log(`environment: copying ${base.path}`);
@@ -193,7 +194,7 @@ export class RootProvider implements EnvironmentProvider {
         }
         return { kind: 'base', description: describeBase(base), inputs: identity };
       },
-      { log, signal: this.signal },
+      { log, signal },
     );
     return root;
   }

@@ -6,6 +6,7 @@ import { resolveSourceDateEpoch } from '../../build/source-date.ts';
 import { collectLinterList } from '../../lint/settings.ts';
 import { networkPolicyFromFlags } from '../../observe/policy.ts';
 import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
+import { UsageError } from '../../errors.ts';
 import { collect } from '../options.ts';
 import { withInterrupt } from '../interrupt.ts';
 import { addSandboxOptions, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
@@ -21,6 +22,8 @@ interface BuildFlags extends SandboxFlags {
   persistLintResults: boolean;
   network: boolean;
   networkAllow: string[];
+  resume?: string | true;
+  interactive: boolean;
 }
 
 export function registerBuildCommand(program: Command): void {
@@ -34,6 +37,8 @@ export function registerBuildCommand(program: Command): void {
     .option('--lint-warn <linters>', 'make these linters warnings (comma-separated, repeatable)', collectLinterList, [])
     .option('--persist-lint-results', 'write lint results as JSON next to the packages', false)
     .option('--network', 'give the steps network access (none by default)', false)
+    .option('--resume [workspace]', 'continue a failed build in its kept workspace, skipping the steps that completed unchanged (the workspace path; default: found from the recipe and --out-dir; auto: build from scratch when none can be resumed)')
+    .option('-i, --interactive', 'when a step fails, open a shell in its sandbox on this terminal (exit it to end the build)', false)
     .option('--network-allow <host:port>', 'allow the network, but fail the build if it connected anywhere else (repeatable; qemu runner)', collect, [])
     .addHelpText(
       'after',
@@ -45,6 +50,8 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
     )
     .action(async (recipes: string[], flags: BuildFlags) => {
       const network = networkPolicyFromFlags(flags);
+      if (flags.resume !== undefined && flags.verifyReproducible) throw new UsageError('--resume and --verify-reproducible exclude each other (a reproducibility check builds from scratch, twice)');
+      if (flags.resume !== undefined && recipes.length > 1) throw new UsageError('--resume takes one recipe');
       const progress = chooseRenderer();
       await withInterrupt(async (signal) => {
         for (const recipe of recipes) {
@@ -73,6 +80,8 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               network,
               progress,
               signal,
+              interactive: flags.interactive,
+              ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
             });
             for (const p of result.packages) progress.note(`built ${p.path}`);
             if (result.indexPath) progress.note(`index ${result.indexPath}`);

@@ -7,6 +7,7 @@ import { addSandboxOptions, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '
 
 interface TestFlags extends SandboxFlags {
   outDir: string;
+  interactive: boolean;
 }
 
 export function registerTestCommand(program: Command): void {
@@ -18,6 +19,7 @@ export function registerTestCommand(program: Command): void {
       .argument('[package...]', 'packages to test, NAME or NAME=VERSION (default: every package with a test)'),
   )
     .option('--out-dir <dir>', 'repository holding the packages under test (as given to `builder build`)', './packages')
+    .option('-i, --interactive', 'when a test step fails, open a shell in its sandbox on this terminal (exit it to end the test)', false)
     .addHelpText(
       'after',
       `
@@ -47,6 +49,7 @@ ${ROOTS_HELP}`,
           keepWorkspace: flags.keepWorkspace,
           progress,
           signal,
+          interactive: flags.interactive,
         }),
       );
       reportTestResults(results, (line) => progress.note(line));
