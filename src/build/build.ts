@@ -120,7 +120,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     outDir: resolve(options.outDir),
     packageName: main.name,
     arch: plan.arch,
-    sources: await sourcesDigest(plan, sourceDir, [...exclude, resolve(options.workspaceDir ?? tmpdir())]),
+    // The recipe itself is not a source: its steps are judged one by one by the journal.
+    sources: await sourcesDigest(plan, sourceDir, [...exclude, resolve(options.workspaceDir ?? tmpdir()), recipeFile]),
   };
   const kept = options.resume ? await findResumable(options.resume, identity, options.workspaceDir, options.progress) : undefined;
 
