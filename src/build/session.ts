@@ -24,6 +24,8 @@ export class BuildFailedError extends BuilderError {
 export interface SessionOptions {
   /** The package the session builds or tests, for messages. */
   label: string;
+  /** What the session does, for the timeout message (default `build`). */
+  activity?: 'build' | 'test';
   /** package.timeout, in seconds: bounds every stage like Ctrl-C does. */
   timeoutSeconds?: number;
   /** The caller's signal (Ctrl-C). */
@@ -129,7 +131,7 @@ export class Session {
   async fail(err: unknown): Promise<BuildFailedError> {
     const keep = this.#workspace !== undefined && !this.interrupted;
     const cause = this.timedOut
-      ? new BuilderError(`${this.#options.label}: the build exceeded package.timeout (${this.#options.timeoutSeconds}s)`, { cause: err })
+      ? new BuilderError(`${this.#options.label}: the ${this.#options.activity ?? 'build'} exceeded package.timeout (${this.#options.timeoutSeconds}s)`, { cause: err })
       : err;
     const failure = new BuildFailedError(cause, keep || (this.#options.keepWorkspace && this.#workspace) ? this.#workspace?.root : undefined);
     if (!this.interrupted && !this.signal?.aborted) {

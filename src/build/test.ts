@@ -63,7 +63,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
     try {
       // package.timeout bounds each package's test like its build; a failed test keeps its workspace.
       await withSession(
-        { label: pkg.name, timeoutSeconds: plan.timeout, signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+        { label: pkg.name, activity: 'test', timeoutSeconds: plan.timeout, signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
         async (session) => {
           const workspace = await session.useWorkspace(async () =>
             createWorkspace({
