@@ -18,7 +18,7 @@ import { newJournal, ResumeError } from './journal.ts';
 import type { ProgressRenderer } from './progress.ts';
 import { findResumable, type ResumeRequest, resumeSteps, sourcesDigest } from './resume.ts';
 import { runSteps } from './run-steps.ts';
-import { withSession } from './session.ts';
+import { sessionTimeout, withSession } from './session.ts';
 import { openShell } from './shell.ts';
 import { planSteps, podConfig, retrieveWholeWorkspace, retrieveWorkspace, rootSpec } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
@@ -127,7 +127,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
   // package.timeout bounds the whole build, like Ctrl-C would: every stage is stopped and everything cleaned up.
   const { value, workspace } = await withSession(
-    { label: main.name, timeoutSeconds: plan.timeout, signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+    { label: main.name, timeout: sessionTimeout(plan.timeout), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
     async (session) => {
       const signal = session.signal;
       const freshWorkspace = () =>

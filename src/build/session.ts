@@ -26,12 +26,18 @@ export interface SessionOptions {
   label: string;
   /** What the session does, for the timeout message (default `build`). */
   activity?: 'build' | 'test';
-  /** package.timeout, in seconds: bounds every stage like Ctrl-C does. */
-  timeoutSeconds?: number;
+  /** package.timeout (or `--timeout`): bounds every stage like Ctrl-C does; `setting` names it in the error. */
+  timeout?: { seconds: number; setting: string };
   /** The caller's signal (Ctrl-C). */
   signal?: AbortSignal;
   progress: ProgressRenderer;
   keepWorkspace: boolean;
+}
+
+/** package.timeout wins over `--timeout` (melange: the flag is the default for recipes without one). */
+export function sessionTimeout(packageTimeout: number | undefined, flagTimeout?: number): SessionOptions['timeout'] {
+  if (packageTimeout) return { seconds: packageTimeout, setting: 'package.timeout' };
+  return flagTimeout ? { seconds: flagTimeout, setting: '--timeout' } : undefined;
 }
 
 /** Runs after a failure, while the sandbox still stands (a shell in it, its recording, its workspace back). */
@@ -52,7 +58,7 @@ export class Session {
   constructor(options: SessionOptions) {
     this.#options = options;
     this.progress = options.progress;
-    this.#timeout = options.timeoutSeconds ? AbortSignal.timeout(options.timeoutSeconds * 1000) : undefined;
+    this.#timeout = options.timeout ? AbortSignal.timeout(options.timeout.seconds * 1000) : undefined;
     const signals = [options.signal, this.#timeout].filter((x): x is AbortSignal => x !== undefined);
     this.signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
   }
@@ -131,7 +137,7 @@ export class Session {
   async fail(err: unknown): Promise<BuildFailedError> {
     const keep = this.#workspace !== undefined && !this.interrupted;
     const cause = this.timedOut
-      ? new BuilderError(`${this.#options.label}: the ${this.#options.activity ?? 'build'} exceeded package.timeout (${this.#options.timeoutSeconds}s)`, { cause: err })
+      ? new BuilderError(`${this.#options.label}: the ${this.#options.activity ?? 'build'} exceeded ${this.#options.timeout?.setting} (${this.#options.timeout?.seconds}s)`, { cause: err })
       : err;
     const failure = new BuildFailedError(cause, keep || (this.#options.keepWorkspace && this.#workspace) ? this.#workspace?.root : undefined);
     if (!this.interrupted && !this.signal?.aborted) {

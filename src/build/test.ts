@@ -11,7 +11,7 @@ import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
 import { runSteps } from './run-steps.ts';
-import { BuildFailedError, withSession } from './session.ts';
+import { BuildFailedError, sessionTimeout, withSession } from './session.ts';
 import { openShell } from './shell.ts';
 import { planSteps, podConfig, rootSpec } from './steps.ts';
 import { createWorkspace, defaultSourceDir } from './workspace.ts';
@@ -63,7 +63,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
     try {
       // package.timeout bounds each package's test like its build; a failed test keeps its workspace.
       await withSession(
-        { label: pkg.name, activity: 'test', timeoutSeconds: plan.timeout, signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+        { label: pkg.name, activity: 'test', timeout: sessionTimeout(plan.timeout), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
         async (session) => {
           const workspace = await session.useWorkspace(async () =>
             createWorkspace({
