@@ -186,8 +186,8 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             failure.details.push(`observability: ${errorMessage(err)}`);
           }
         }
-        // A VM's workspace lives in the VM: brought back so that --resume can continue from it.
-        await retrieveWholeWorkspace(runner, s.workspace).catch((err: unknown) => failure.details.push(`workspace not brought back from the VM: ${errorMessage(err)}`));
+        // A VM's workspace lives in the VM: after a failed step it is brought back, so --resume can continue.
+        if (s.failedStep) await retrieveWholeWorkspace(runner, s.workspace).catch((err: unknown) => failure.details.push(`workspace not brought back from the VM: ${errorMessage(err)}`));
       });
       await runSteps({
         session,
