@@ -5,6 +5,9 @@
 // Sections 1 and 2 run in /dev/shm when it exists (BENCH_DIR overrides), so the comparison measures the
 // extraction work rather than this machine's disk write-back; section 3 runs beside the cached base (hard links
 // cannot cross filesystems). BENCH_QUICK=1 uses ~20 MB of package data instead of ~100 MB.
+// Section 4 (network to the Debian archive, BENCH_DEBIAN=0 skips it): a new package list (Wolfi names) on the
+// cached plain bookworm base, layered by apt, vs a fresh mmdebstrap of the same Debian packages, both with
+// every .deb already in the download cache (goal: layered ≤ 15 s and ≥ 5x faster).
 //
 //   node bench/environment.ts
 import { execa } from 'execa';
@@ -14,7 +17,7 @@ import { join } from 'node:path';
 import { installPackages } from '../src/environment/apk/install.ts';
 import { RootProvider } from '../src/environment/root-provider.ts';
 import { buildPackage, buildRepo, makeKey, type PackageSpec } from '../test/environment/repo.ts';
-import { DEBIAN_BASE, SHARED_ROOT_CACHE } from '../test/environment/shared-cache.ts';
+import { DEBIAN_BASE, PLAIN_DEBIAN_BASE, seedPlainBase, SHARED_ROOT_CACHE } from '../test/environment/shared-cache.ts';
 import type { IndexEntry } from '../src/apk/index.ts';
 import { Rng } from './lib/rng.ts';
 
@@ -155,6 +158,8 @@ async function main(): Promise<void> {
     console.log(`  tar -xzf of the same tree:                                              ${ms(t)}  ${mbps(t)}`);
     console.log(`  builder / tar time = ${(o / t).toFixed(2)}`);
 
+    if (process.env.BENCH_DEBIAN !== '0') await layeredVsFresh(diskWork);
+
     // 3. Debian-based roots, when the test suite's base is cached (no network here).
     const provider = new RootProvider({ cacheDir: SHARED_ROOT_CACHE });
     const bases = (await provider.cache.list()).filter((r) => r.kind === 'base' && r.description === DEBIAN_BASE);
@@ -196,6 +201,31 @@ async function main(): Promise<void> {
     await rm(work, { recursive: true, force: true });
     await rm(diskWork, { recursive: true, force: true });
   }
+}
+
+/** Section 4: a layer over the cached base vs a fresh mmdebstrap of the same packages, downloads cached. */
+async function layeredVsFresh(dir: string): Promise<void> {
+  const wolfi = ['build-base', 'zlib-dev', 'samurai', 'cmake', 'git'];
+  const debs = join(dir, 'downloads');
+  // The plain base's essential .debs, so the fresh mmdebstrap downloads nothing either.
+  await seedPlainBase(join(dir, 'warm'));
+  await mkdir(join(debs, 'debs'), { recursive: true });
+  await execa('sh', ['-c', 'cp -l "$0"/*.deb "$1"/ 2>/dev/null || true', join(SHARED_ROOT_CACHE, 'downloads', 'debs'), join(debs, 'debs')]);
+  // Warm-up layer: fills the download cache with this list's .debs (and tells us its Debian packages).
+  const lines: string[] = [];
+  await new RootProvider({ cacheDir: join(dir, 'warm'), apkCacheDir: debs }).prepare({ repositories: [PLAIN_DEBIAN_BASE], keyring: [], packages: wolfi, arch: ARCH }, (l) => lines.push(l));
+  const debian = [...new Set(lines.flatMap((l) => /: built-in map → Debian (.+)$/.exec(l)?.[1]?.split(', ') ?? []))].sort();
+
+  await seedPlainBase(join(dir, 'layered'));
+  const layeredProvider = new RootProvider({ cacheDir: join(dir, 'layered'), apkCacheDir: debs });
+  const layered = await timed(() => layeredProvider.prepare({ repositories: [PLAIN_DEBIAN_BASE], keyring: [], packages: wolfi, arch: ARCH }, () => undefined));
+  const freshProvider = new RootProvider({ cacheDir: join(dir, 'fresh'), apkCacheDir: debs });
+  const fresh = await timed(() => freshProvider.prepare({ repositories: [`debian:bookworm:${debian.join(',')}`], keyring: [], packages: [], arch: ARCH }, () => undefined));
+  console.log(`
+new package list on Debian bookworm (${wolfi.join(' ')} → ${debian.join(' ')}), every .deb cached:`);
+  console.log(`  layered on the cached base (copy + apt-get install): ${(layered / 1000).toFixed(1)} s  (${layeredProvider.stats.debsDownloaded} .debs downloaded)  goal ≤ 15 s: ${layered <= 15000 ? 'met' : 'NOT met'}`);
+  console.log(`  fresh mmdebstrap of the same packages:               ${(fresh / 1000).toFixed(1)} s  (${freshProvider.stats.debsDownloaded} .debs downloaded)`);
+  console.log(`  fresh / layered = ${(fresh / layered).toFixed(1)}x  goal ≥ 5x: ${fresh / layered >= 5 ? 'met' : 'NOT met'}`);
 }
 
 await main();

@@ -9,7 +9,7 @@
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureBaseInitramfs } from '../src/initramfs/base.ts';
+import { ensureSealedBaseInitramfs } from '../src/runners/qemu/seal.ts';
 import { collectGuestObservability } from '../src/observe/collect.ts';
 import type { ObservabilityResult } from '../src/observe/recording.ts';
 import { HOOK_PATH } from '../src/observe/guest-files.ts';
@@ -75,7 +75,7 @@ interface Round {
 async function buildRound(work: string, root: string, initramfs: string, hooked: boolean, step = BUILD_STEP): Promise<Round> {
   const workspace = await mkdtemp(path.join(work, 'ws-'));
   await mkdir(path.join(workspace, 'melange-out'), { recursive: true });
-  const runner = new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, initramfs, tempDir: work });
+  const runner = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, initramfs, tempDir: work });
   const t0 = performance.now();
   try {
     await runner.start(podFor(root, workspace));
@@ -130,7 +130,7 @@ interface LoadResult {
 async function loadPhases(work: string, root: string): Promise<LoadResult[]> {
   const workspace = await mkdtemp(path.join(work, 'ws-'));
   await mkdir(path.join(workspace, 'melange-out'), { recursive: true });
-  const runner = new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, tempDir: work });
+  const runner = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, tempDir: work });
   const results: LoadResult[] = [];
   const restart = async (): Promise<void> => {
     const r = await runner.control([HOOK_PATH, 'start']);
@@ -181,7 +181,7 @@ try {
   const root = await debianCompilerRoot();
   // Both sides boot a given archive (the default one has the hook), so that they take the same path in the
   // runner and differ only by the hook.
-  const hook = (await ensureBaseInitramfs({ cacheDir: SHARED_CACHE })).path;
+  const hook = (await ensureSealedBaseInitramfs({ cacheDir: SHARED_CACHE })).path;
   const noHook = await initramfsWithoutHook();
   // One warm-up boot (root image and module archive cached afterwards).
   await buildRound(work, root, noHook, false, 'true');

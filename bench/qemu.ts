@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { extractTar } from '../src/archive/safe-extract.ts';
-import { ensureBaseInitramfs } from '../src/initramfs/base.ts';
+import { ensureSealedBaseInitramfs } from '../src/runners/qemu/seal.ts';
 import { readCpio } from '../src/initramfs/cpio.ts';
 import { type BootPlan, freePort, qemuArgs } from '../src/runners/qemu/boot.ts';
 import { ensureRootImage } from '../src/runners/qemu/disk.ts';
@@ -76,23 +76,23 @@ function pod(root: string, workspaceDir: string): PodConfig {
 
 const work = await mkdtemp(path.join(os.tmpdir(), 'builder-bench-qemu-'));
 try {
-  const cacheDir = path.join(work, 'cache');
+  const artifactDir = path.join(work, 'cache');
   const { image, modules } = await kernelImage();
   const env = { QEMU_KERNEL_IMAGE: image, ...(modules ? { QEMU_KERNEL_MODULES: modules } : {}) };
-  const base = await ensureBaseInitramfs({ cacheDir });
+  const base = await ensureSealedBaseInitramfs({ cacheDir: artifactDir });
   const root = await tinyRoot(work, base.path);
   const emptyWorkspace = path.join(work, 'ws-empty');
   await mkdir(path.join(emptyWorkspace, 'melange-out'), { recursive: true });
   const tools = await findQemuTools();
   const kernel = await locateKernel({ env });
   const layout = machineLayout('q35', undefined);
-  const fragment = await moduleArchive(kernel, await moduleLoadOrder(kernel, layout.modules), cacheDir);
-  const rootImage = (await ensureRootImage({ root, cacheDir, log: () => undefined })).path;
-  const pvh = await pvhKernel(kernel, cacheDir);
+  const fragment = await moduleArchive(kernel, await moduleLoadOrder(kernel, layout.modules), artifactDir);
+  const rootImage = (await ensureRootImage({ root, artifactDir, log: () => undefined })).path;
+  const pvh = await pvhKernel(kernel, artifactDir);
   const cpus = Math.min(2, os.availableParallelism());
 
   // Warm-up: everything a second build would find cached is cached.
-  const warm = new QemuRunner({ cacheDir, env, accel: 'auto' });
+  const warm = new QemuRunner({ artifactDir, env, accel: 'auto' });
   await warm.start(pod(root, emptyWorkspace));
   await warm.terminate();
 
@@ -115,7 +115,7 @@ try {
   }
 
   async function runnerToFirstStep(): Promise<{ total: number; timings: StartTimings; step: number }> {
-    const runner = new QemuRunner({ cacheDir, env, accel: 'auto' });
+    const runner = new QemuRunner({ artifactDir, env, accel: 'auto' });
     const started = performance.now();
     try {
       await runner.start(pod(root, emptyWorkspace));
@@ -187,7 +187,7 @@ try {
   await extractTar(packDirectory(bigWorkspace, { uid: 1000, gid: 1000 }), { dest: hostDest, where: 'bench' });
   const hostRoundTrip = performance.now() - t;
 
-  const runner = new QemuRunner({ cacheDir, env, accel: 'auto' });
+  const runner = new QemuRunner({ artifactDir, env, accel: 'auto' });
   let upload = 0;
   let download = 0;
   try {

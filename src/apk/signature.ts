@@ -1,7 +1,7 @@
 // The signature stream in front of a package or index: a gzip'd tar (end blocks cut) of `.SIGN.<alg>.<key>`
 // entries, each holding a raw RSA PKCS#1 v1.5 signature over the bytes that follow the stream (the
 // compressed control stream of a package; the whole unsigned tar.gz of an index).
-import { sign, verify, type KeyObject } from 'node:crypto';
+import { createVerify, sign, verify, type KeyObject } from 'node:crypto';
 import { PackageFormatError } from '../errors.ts';
 import { gzipMember } from './gzip.ts';
 import type { SigningKey } from './keys.ts';
@@ -71,6 +71,30 @@ export function verifySignatures(
   keyring: ReadonlyMap<string, KeyObject>,
   where: string,
 ): VerifiedSignature {
+  return checkTrusted(signatures, keyring, where, (trusted, key) => verify(DIGEST[trusted.algorithm], signedBytes, key, trusted.signature));
+}
+
+/** verifySignatures over bytes read as a stream (a v2.0 package without datahash signs control + data). */
+export async function verifySignaturesOver(
+  signatures: ApkSignature[],
+  signedChunks: AsyncIterable<Buffer>,
+  keyring: ReadonlyMap<string, KeyObject>,
+  where: string,
+): Promise<VerifiedSignature> {
+  const chosen = checkTrusted(signatures, keyring, where, () => true);
+  const trusted = signatures.find((s) => s.keyName === chosen.keyName) as ApkSignature;
+  const verifier = createVerify(DIGEST[trusted.algorithm]);
+  for await (const chunk of signedChunks) verifier.update(chunk);
+  const key = keyring.get(trusted.keyName) as KeyObject;
+  return checkTrusted([trusted], keyring, where, () => verifier.verify(key, trusted.signature));
+}
+
+function checkTrusted(
+  signatures: ApkSignature[],
+  keyring: ReadonlyMap<string, KeyObject>,
+  where: string,
+  matches: (trusted: ApkSignature, key: KeyObject) => boolean,
+): VerifiedSignature {
   if (signatures.length === 0) throw new PackageFormatError(`${where}: UNTRUSTED signature: not signed`);
   const trusted = signatures.find((s) => keyring.has(s.keyName));
   if (!trusted) {
@@ -80,7 +104,7 @@ export function verifySignatures(
   const key = keyring.get(trusted.keyName);
   let ok = false;
   try {
-    ok = key !== undefined && verify(DIGEST[trusted.algorithm], signedBytes, key, trusted.signature);
+    ok = key !== undefined && matches(trusted, key);
   } catch {
     ok = false;
   }

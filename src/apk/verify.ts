@@ -5,8 +5,8 @@ import { createReadStream } from 'node:fs';
 import { PackageFormatError } from '../errors.ts';
 import { readApkIndex, type IndexEntry } from './index.ts';
 import type { PackageInfo } from './pkginfo.ts';
-import { readApkData, readApkHead, type ApkDataEntry } from './reader.ts';
-import { verifySignatures, type SignatureAlgorithm } from './signature.ts';
+import { type ApkDataEntry, type ApkHead, readApkData, readApkHead } from './reader.ts';
+import { type SignatureAlgorithm, verifySignatures, verifySignaturesOver } from './signature.ts';
 
 export interface ApkVerifySummary {
   path: string;
@@ -83,6 +83,11 @@ class DataChecker {
   }
 }
 
+async function* controlThenData(path: string, head: ApkHead): AsyncGenerator<Buffer> {
+  yield head.controlCompressed;
+  for await (const chunk of createReadStream(path, { start: head.dataOffset, highWaterMark: 1024 * 1024 })) yield chunk as Buffer;
+}
+
 async function hashFrom(path: string, start: number): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(path, { start, highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
@@ -97,8 +102,11 @@ export async function verifyApk(path: string, keyring: ReadonlyMap<string, KeyOb
   const head = await readApkHead(path);
   const where = `${path} (${head.info.pkgname}-${head.info.pkgver})`;
   const expectedHash = head.info.datahash;
-  if (expectedHash === undefined) throw new PackageFormatError(`${where}: .PKGINFO has no datahash`);
-  const signature = verifySignatures(head.signatures, head.controlCompressed, keyring, where);
+  // Without datahash (v2.0 packages), the signature covers the control and data streams, as apk checks it.
+  const signature =
+    expectedHash === undefined
+      ? await verifySignaturesOver(head.signatures, controlThenData(path, head), keyring, where)
+      : verifySignatures(head.signatures, head.controlCompressed, keyring, where);
 
   const checker = new DataChecker(where);
   let dataHash: string;
@@ -106,12 +114,12 @@ export async function verifyApk(path: string, keyring: ReadonlyMap<string, KeyOb
     dataHash = await readApkData(path, head, { onEntryRead: (e) => checker.check(e) });
   } catch (err) {
     // Tampered data usually breaks decompression before the hash could be compared; report it as apk does.
-    if ((await hashFrom(path, head.dataOffset)) !== expectedHash) {
+    if (expectedHash !== undefined && (await hashFrom(path, head.dataOffset)) !== expectedHash) {
       throw new PackageFormatError(`${where}: BAD signature: data stream does not match datahash`, { cause: err });
     }
     throw err;
   }
-  if (dataHash !== expectedHash) throw new PackageFormatError(`${where}: BAD signature: data stream does not match datahash`);
+  if (expectedHash !== undefined && dataHash !== expectedHash) throw new PackageFormatError(`${where}: BAD signature: data stream does not match datahash`);
   return {
     path,
     info: head.info,

@@ -2,15 +2,13 @@
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
 import { access, constants, mkdir } from 'node:fs/promises';
 import { prepareSources } from '../sources/prepare.ts';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
-import { loadRecipe } from '../config/load.ts';
 import { tmpdir } from 'node:os';
 import type { EnvironmentProvider } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
-import { compileRecipe } from '../pipeline/compile.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
@@ -22,6 +20,8 @@ import { sessionTimeout, withSession } from './session.ts';
 import { openShell } from './shell.ts';
 import { planSteps, podConfig, retrieveWholeWorkspace, retrieveWorkspace, rootSpec } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
+import { applyRunLimits, compileRunPlan, type RunLimits } from './run-plan.ts';
+import { newInvocationId, writeProvenance } from './provenance.ts';
 import { createWorkspace, defaultSourceDir, openWorkspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
@@ -47,6 +47,8 @@ export interface SandboxRunOptions {
   pipelineDirs?: string[];
   /** Recipe `options` to enable (`--build-option`). */
   buildOptions?: string[];
+  /** Variables over the recipe's `vars` (`--vars-file`). */
+  vars?: Record<string, string>;
   /** Copied into the workspace; defaults to the recipe's folder. */
   sourceDir?: string;
   cacheDir: string;
@@ -55,6 +57,10 @@ export interface SandboxRunOptions {
   sourceDateEpoch: number;
   debug: boolean;
   keepWorkspace: boolean;
+  /** Variables preloaded into every step's environment (`--env-file`); the recipe's environment wins. */
+  env?: Record<string, string>;
+  /** `--timeout`, `--cpu`, `--memory`, `--disk`: over the recipe's package.timeout and package.resources. */
+  limits?: RunLimits;
   progress: ProgressRenderer;
   signal?: AbortSignal;
   /** `-i`: on a failed step, a shell in its sandbox on the terminal (when there is one). */
@@ -74,6 +80,16 @@ export interface BuildOptions extends SandboxRunOptions {
   lintRequire?: string[];
   lintWarn?: string[];
   persistLintResults?: boolean;
+  /** Start from an empty workspace instead of a copy of the source dir (`--empty-workspace`). */
+  emptyWorkspace?: boolean;
+  /** Leave `origin` out of the packages' metadata, for bootstrap packages (`--strip-origin-name`). */
+  stripOriginName?: boolean;
+  /** The recipe's git commit recorded in the packages (`--git-commit`); default: detected. */
+  gitCommit?: string;
+  /** The recipe file's repository and own license, recorded in the SBOM (`--git-repo-url`, `--license`). */
+  recipe?: { repositoryUrl?: string; license?: string };
+  /** Write `<name>-<version>-r<epoch>.attest.tar.gz` (SLSA provenance) next to each package (`--generate-provenance`). */
+  generateProvenance?: boolean;
   /** `--resume`: continue a failed build's kept workspace, skipping the steps that completed unchanged. */
   resume?: ResumeRequest;
 }
@@ -90,13 +106,8 @@ export interface BuildResult {
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
   const recipeFile = resolve(options.recipeFile);
-  const plan =
-    options.plan ??
-    compileRecipe(await loadRecipe(options.recipeFile), {
-      arch: options.arch,
-      pipelineDirs: options.pipelineDirs,
-      buildOptions: options.buildOptions,
-    });
+  const startedOn = new Date();
+  const plan = options.plan ? applyRunLimits(options.plan, options.limits) : await compileRunPlan(options);
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
   for (const n of plan.notices) options.progress.note(n);
@@ -113,7 +124,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const network = options.network ?? NO_NETWORK;
   checkObservabilitySupport(runner, network);
   await mkdir(options.cacheDir, { recursive: true });
-  const sourceDir = options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name));
+  const sourceDir = options.emptyWorkspace ? undefined : (options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name)));
   const exclude = [resolve(options.outDir), resolve(options.cacheDir)];
   const identity = {
     recipe: recipeFile,
@@ -127,7 +138,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
 
   // package.timeout bounds the whole build, like Ctrl-C would: every stage is stopped and everything cleaned up.
   const { value, workspace } = await withSession(
-    { label: main.name, timeout: sessionTimeout(plan.timeout), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+    { label: main.name, timeout: sessionTimeout(plan.timeout, options.limits?.timeout !== undefined && options.limits.timeout > 0), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
     async (session) => {
       const signal = session.signal;
       const freshWorkspace = () =>
@@ -147,7 +158,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       });
       const journal = newJournal({ ...identity, root: root.digest ?? root.description });
       const steps = planSteps(plan.packages.map((p) => ({ packageName: p.name, steps: p.steps })), {
-        baseEnv: plan.environment.env,
+        baseEnv: { ...options.env, ...plan.environment.env },
         sourceDateEpoch: options.sourceDateEpoch,
         debug: options.debug,
       });
@@ -171,6 +182,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         plan,
         cacheEntries: plan.sources.map((src) => src.cacheName),
         network: network.network,
+        networkAllow: network.allow.map((rule) => ({ host: rule.host, port: rule.port })),
       });
       await session.sandbox(runner, pod);
       let observed = false;
@@ -208,13 +220,16 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           ctx.output(line);
         });
         await runner.terminate();
-        return writePackages({
+        const packages = await writePackages({
           plan,
           treesDir: session.workspace.outDir,
           archDir,
           signingKey: key,
           sourceDateEpoch: options.sourceDateEpoch,
           namespace: options.namespace ?? 'unknown',
+          stripOriginName: options.stripOriginName ?? false,
+          ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
+          ...(options.recipe ? { recipe: options.recipe } : {}),
           sources,
           lint: {
             settingsFor: (pkg) =>
@@ -223,6 +238,12 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
           },
           log: (line) => ctx.output(line),
         });
+        if (options.generateProvenance) {
+          const recipe = { path: basename(plan.recipeFile), commit: options.gitCommit || main.commit || undefined, ...options.recipe };
+          const input = { plan, recipe, sources, runner: runner.name, namespace: options.namespace ?? 'unknown', startedOn, finishedOn: new Date(), invocationId: newInvocationId() };
+          for (const b of packages) ctx.output(await writeProvenance(b.path, input, options.sourceDateEpoch));
+        }
+        return packages;
       });
       const indexPath = options.generateIndex
         ? await session.stage('Update APKINDEX', async (ctx) => {

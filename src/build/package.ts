@@ -30,6 +30,12 @@ export interface PackageStageOptions {
   sourceDateEpoch: number;
   /** Distribution namespace for SBOM purls. */
   namespace: string;
+  /** `--strip-origin-name`: no `origin` in the metadata. */
+  stripOriginName?: boolean;
+  /** `--git-commit`: the recipe's commit, over the detected one. */
+  gitCommit?: string;
+  /** `--git-repo-url`, `--license`: the recipe file's repository and own license, for the SBOM. */
+  recipe?: { repositoryUrl?: string; license?: string };
   /** Where the sources came from (as fetched: real checksums and commits), recorded in each SBOM. */
   sources: PreparedSource[];
   lint: { settingsFor: (pkg: PackagePlan) => LintSettings; persist: boolean };
@@ -54,6 +60,8 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
       sourceDateEpoch: o.sourceDateEpoch,
       description: pkg.description,
       url: pkg.url,
+      // The plan's recipe path is the file's name wherever it is checked out, so a rebuild names it the same.
+      configFile: { path: basename(plan.recipeFile), commit: recipeCommit(o, pkg), ...o.recipe },
     });
     for (const w of sbom.warnings) o.log(`${pkg.name}: SBOM: ${w}`);
   }
@@ -86,10 +94,10 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
           pkgname: pkg.name,
           pkgver: `${pkg.version}-r${pkg.epoch}`,
           arch: plan.arch,
-          origin: pkg.origin,
+          origin: o.stripOriginName ? undefined : pkg.origin,
           pkgdesc: pkg.description,
           url: pkg.url,
-          commit: pkg.commit || undefined,
+          commit: recipeCommit(o, pkg),
           builddate: o.sourceDateEpoch > 0 ? o.sourceDateEpoch : undefined,
           license: pkg.licenses,
           depend: deps?.depend ?? pkg.dependencies.runtime,
@@ -119,6 +127,10 @@ export async function writePackages(o: PackageStageOptions): Promise<BuiltPackag
     if (!placed) await Promise.all(staged.map((s) => rm(s.temp, { force: true })));
   }
   return staged.map((s) => s.built);
+}
+
+function recipeCommit(o: PackageStageOptions, pkg: PackagePlan): string | undefined {
+  return o.gitCommit || pkg.commit || undefined;
 }
 
 function sbomSource({ source, sha256, commit }: PreparedSource): SbomSource {

@@ -8,6 +8,7 @@ import { loadSigningKey } from '../apk/keys.ts';
 import { BuilderError } from '../errors.ts';
 import { verifyReproducible } from '../lint/reproducible.ts';
 import { build, type BuildOptions, type BuildResult } from './build.ts';
+import { provenancePath } from './provenance.ts';
 
 export async function buildReproducibly(options: BuildOptions): Promise<BuildResult> {
   const outDir = resolve(options.outDir);
@@ -30,12 +31,19 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
     const archDir = resolve(options.outDir, first.plan.arch);
     await mkdir(archDir, { recursive: true });
     const packages = [];
-    for (const p of first.packages) packages.push({ ...p, path: await moveInto(p.path, archDir) });
+    for (const p of first.packages) {
+      const final = join(archDir, basename(p.path));
+      await moveInto(p.path, final);
+      // The first build's attestation goes with its package.
+      if (options.generateProvenance) await moveInto(provenancePath(p.path), provenancePath(final));
+      packages.push({ ...p, path: final });
+    }
     // The first build's observability report goes with its packages: the scratch dir is removed below.
     let observability = first.observability;
     const report = observability?.reportPath;
     if (observability && report) {
-      const final = await moveInto(report, archDir);
+      const final = join(archDir, basename(report));
+      await moveInto(report, final);
       observability = { ...observability, reportPath: final, summary: observability.summary.map((l) => l.replaceAll(report, final)) };
     }
     let indexPath: string | undefined;
@@ -50,12 +58,10 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
   }
 }
 
-/** The scratch dir is inside the out dir, so this is a rename on one filesystem; copied if it is not. */
-async function moveInto(path: string, dir: string): Promise<string> {
-  const final = join(dir, basename(path));
-  await rename(path, final).catch(async () => {
-    await copyFile(path, `${final}.tmp`);
-    await rename(`${final}.tmp`, final);
+/** The scratch dir is inside the out dir, so this is a rename on one filesystem; copy if it is not. */
+async function moveInto(from: string, to: string): Promise<void> {
+  await rename(from, to).catch(async () => {
+    await copyFile(from, `${to}.tmp`);
+    await rename(`${to}.tmp`, to);
   });
-  return final;
 }

@@ -23,8 +23,8 @@ export interface KeptWorkspace {
 type Identity = Pick<Journal, 'recipe' | 'outDir' | 'packageName' | 'arch' | 'sources'>;
 
 /** What the workspace is made of besides the steps: the recipe's sources and the source dir copied in. */
-export async function sourcesDigest(plan: Pick<BuildPlan, 'sources'>, sourceDir: string, exclude: string[]): Promise<string> {
-  return digestOf({ sources: plan.sources, sourceDir: await sourceFingerprint(sourceDir, exclude) });
+export async function sourcesDigest(plan: Pick<BuildPlan, 'sources'>, sourceDir: string | undefined, exclude: string[]): Promise<string> {
+  return digestOf({ sources: plan.sources, sourceDir: sourceDir === undefined ? null : await sourceFingerprint(sourceDir, exclude) });
 }
 
 /** The kept workspace to resume, or undefined for a clean build (`auto` only). */

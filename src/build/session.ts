@@ -34,10 +34,9 @@ export interface SessionOptions {
   keepWorkspace: boolean;
 }
 
-/** package.timeout wins over `--timeout` (melange: the flag is the default for recipes without one). */
-export function sessionTimeout(packageTimeout: number | undefined, flagTimeout?: number): SessionOptions['timeout'] {
-  if (packageTimeout) return { seconds: packageTimeout, setting: 'package.timeout' };
-  return flagTimeout ? { seconds: flagTimeout, setting: '--timeout' } : undefined;
+/** The run's bound: the plan's timeout, which is `--timeout` when the flag gave it, else package.timeout. */
+export function sessionTimeout(seconds: number | undefined, fromFlag = false): SessionOptions['timeout'] {
+  return seconds ? { seconds, setting: fromFlag ? '--timeout' : 'package.timeout' } : undefined;
 }
 
 /** Runs after a failure, while the sandbox still stands (a shell in it, its recording, its workspace back). */
@@ -103,7 +102,8 @@ export class Session {
   /** The root stage: prepared under the session's signal and released when the session ends. */
   root(title: string, provider: EnvironmentProvider, spec: EnvironmentSpec, after?: (root: PreparedRoot, ctx: TaskContext) => Promise<void>): Promise<PreparedRoot> {
     return this.stage(title, async (ctx) => {
-      const root = await provider.prepare(spec, (line) => ctx.output(line), this.signal);
+      // Tools' own chatter (mmdebstrap, apt) goes to the build log only.
+      const root = await provider.prepare(spec, (line) => ctx.output(line), (line) => this.workspace.log.write(`${line}\n`), this.signal);
       this.#cleanups.push(() => root.release());
       ctx.output(root.description);
       await after?.(root, ctx);

@@ -15,17 +15,21 @@ import type { Workspace } from './workspace.ts';
 
 /** The root a build or test asks for: what the recipe declares plus what the command line adds. */
 export function rootSpec(
-  declared: { repositories: string[]; keyring: string[]; packages: string[]; accounts?: AccountsSpec },
+  declared: { repositories: string[]; keyring: string[]; packages: string[]; accounts?: AccountsSpec; origins?: Record<string, string[]> },
   additions: EnvironmentAdditions,
   arch: string,
 ): EnvironmentSpec {
+  const appended = additions.packageAppend ?? [];
+  const origins: Record<string, string[]> = { ...declared.origins };
+  for (const name of appended) origins[name] = [...(origins[name] ?? []), '--package-append'];
   return {
     repositories: [...declared.repositories, ...(additions.repositoryAppend ?? [])],
     keyring: [...declared.keyring, ...(additions.keyringAppend ?? [])],
-    packages: [...declared.packages, ...(additions.packageAppend ?? [])],
+    packages: [...declared.packages, ...appended],
     arch,
     base: additions.base,
     ...(declared.accounts ? { accounts: declared.accounts } : {}),
+    origins,
     ignoreSignatures: additions.ignoreSignatures ?? false,
     // Relative repositories, keys and dir:/oci: bases are relative to where builder runs, as in melange.
     baseDir: process.cwd(),
@@ -43,6 +47,7 @@ export function podConfig(o: {
   runAs: { uid: number; gid: number };
   plan: Pick<BuildPlan, 'arch' | 'resources' | 'capabilities'>;
   network?: boolean;
+  networkAllow?: { host: string; port: number }[];
   cacheEntries?: string[];
   log?: (line: string) => void;
 }): PodConfig {
@@ -53,6 +58,7 @@ export function podConfig(o: {
     cacheDir: resolve(o.cacheDir),
     mounts: [],
     network: o.network ?? false,
+    ...(o.networkAllow?.length ? { networkAllow: o.networkAllow } : {}),
     runAs: o.runAs,
     arch: o.plan.arch,
     resources: o.plan.resources,

@@ -2,11 +2,9 @@
 // package under test installed from the out dir's repository (as built by `builder build`).
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { loadRecipe } from '../config/load.ts';
 import { type BaseProvides, parseApkInstalled } from '../environment/base-provides.ts';
 import type { PreparedRoot } from '../environment/provider.ts';
 import { BuilderError, errorMessage, UsageError } from '../errors.ts';
-import { compileRecipe } from '../pipeline/compile.ts';
 import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
@@ -14,6 +12,7 @@ import { runSteps } from './run-steps.ts';
 import { BuildFailedError, sessionTimeout, withSession } from './session.ts';
 import { openShell } from './shell.ts';
 import { planSteps, podConfig, rootSpec } from './steps.ts';
+import { compileRunPlan } from './run-plan.ts';
 import { createWorkspace, defaultSourceDir } from './workspace.ts';
 
 export interface TestOptions extends SandboxRunOptions {
@@ -37,11 +36,7 @@ export class TestsFailedError extends BuilderError {
 
 export async function testRecipe(options: TestOptions): Promise<PackageTestResult[]> {
   const recipeFile = resolve(options.recipeFile);
-  const plan = compileRecipe(await loadRecipe(options.recipeFile), {
-    arch: options.arch,
-    pipelineDirs: options.pipelineDirs,
-    buildOptions: options.buildOptions,
-  });
+  const plan = await compileRunPlan(options);
   const pins = parseTargets(options.targets);
   for (const name of pins.keys()) {
     if (!plan.packages.some((p) => p.name === name)) throw new UsageError(`package "${name}" is not built by ${options.recipeFile}`);
@@ -63,7 +58,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
     try {
       // package.timeout bounds each package's test like its build; a failed test keeps its workspace.
       await withSession(
-        { label: pkg.name, activity: 'test', timeout: sessionTimeout(plan.timeout), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+        { label: pkg.name, activity: 'test', timeout: sessionTimeout(plan.timeout, options.limits?.timeout !== undefined && options.limits.timeout > 0), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
         async (session) => {
           const workspace = await session.useWorkspace(async () =>
             createWorkspace({
@@ -87,7 +82,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
             env,
             plan.arch,
           );
-          const root = await session.root(`Prepare test root for ${pkg.name}`, options.environmentProvider, { ...spec, fromRepositories: [pkg.name] }, async (r, ctx) => {
+          const root = await session.root(`Prepare test root for ${pkg.name}`, options.environmentProvider, { ...spec, fromRepositories: [pkg.name], purpose: 'test' }, async (r, ctx) => {
             const line = await checkInstalled(r, pkg.name, version, resolve(options.outDir, plan.arch));
             ctx.output(line);
             workspace.log.write(`# test root: ${r.description}\n# ${line}\n`);
@@ -106,7 +101,7 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
           );
           if (options.interactive) session.onFailure((_failure, s) => openShell(s, runner, options.progress));
           const steps = planSteps([{ packageName: pkg.name, steps: test.steps }], {
-            baseEnv: test.environment.env,
+            baseEnv: { ...options.env, ...test.environment.env },
             sourceDateEpoch: options.sourceDateEpoch,
             debug: options.debug,
           });

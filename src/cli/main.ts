@@ -4,6 +4,7 @@ import { Command, CommanderError } from 'commander';
 import { BuilderError, ConfigError, UsageError } from '../errors.ts';
 import { VERSION } from '../version.ts';
 import { dropOutputOnceClosed } from './closed-output.ts';
+import { normalizeBooleanFlags } from './options.ts';
 
 for (const stream of [process.stdout, process.stderr]) dropOutputOnceClosed(stream);
 
@@ -36,6 +37,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   completion: async () => (await import('./commands/completion.ts')).registerCompletionCommand,
   'license-check': async () => (await import('./commands/license-check.ts')).registerLicenseCheckCommand,
   'package-version': async () => (await import('./commands/package-version.ts')).registerPackageVersionCommand,
+  plan: async () => (await import('./commands/plan.ts')).registerPlanCommand,
 };
 /** Commands registered by another command's module. */
 const ALIASES: Record<string, string> = { keygen: 'apk', sign: 'apk', index: 'apk', verify: 'apk' };
@@ -51,7 +53,10 @@ try {
     .command('version')
     .description('print the version of builder and of the Node.js running it')
     .action(() => console.log(`builder ${VERSION} (node ${process.version})`));
-  await program.parseAsync(process.argv);
+  // melange's `--flag=false` for booleans: rewritten to commander's `--no-flag` before parsing.
+  const sub = program.commands.find((c) => c.name() === asked);
+  const argv = sub ? [...process.argv.slice(0, 3), ...normalizeBooleanFlags(sub, process.argv.slice(3))] : process.argv;
+  await program.parseAsync(argv);
 } catch (err) {
   process.exitCode = report(err);
 }

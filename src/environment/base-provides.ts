@@ -110,6 +110,16 @@ async function libraryDirs(root: string): Promise<string[]> {
   return dirs;
 }
 
+/**
+ * How the base provides a need `name`, if it does: the name itself, or its `cmd:`, `pc:` or `so:` virtual
+ * (melange's `needs` name commands as often as packages: `ninja` is Debian's ninja-build's /usr/bin/ninja).
+ */
+export function baseProvision(base: ReadonlyMap<string, string | undefined>, name: string): string | undefined {
+  if (base.has(name)) return name;
+  for (const prefix of ['cmd:', 'pc:', 'so:']) if (base.has(prefix + name)) return prefix + name;
+  return undefined;
+}
+
 export async function scanBaseProvides(root: string): Promise<BaseProvides> {
   const provides: BaseProvides = new Map();
   parseDpkgStatus(await readInside(root, 'var/lib/dpkg/status'), provides);

@@ -25,6 +25,10 @@ export interface EnvironmentSpec {
   ignoreSignatures?: boolean;
   /** Run packages' install scriptlets inside the new root (off by default, like `apk add --no-scripts`). */
   runScriptlets?: boolean;
+  /** Who asked for each package name (recipe line, pipeline), named in "unmapped"/"unsatisfied" errors. */
+  origins?: Record<string, string[]>;
+  /** Which environment this is, for messages (default: build). */
+  purpose?: 'build' | 'test';
   /** Directory that relative repository, keyring and `dir:`/`oci:` paths are resolved against (default: cwd). */
   baseDir?: string;
   /** Names installed from the repositories even when the base has them (the package `builder test` tests). */
@@ -40,6 +44,9 @@ export interface PreparedRoot extends BuildRoot {
 
 export interface EnvironmentProvider {
   readonly name: string;
-  /** The signal (Ctrl-C, package.timeout) stops a preparation in progress. */
-  prepare(spec: EnvironmentSpec, log: (line: string) => void, signal?: AbortSignal): Promise<PreparedRoot>;
+  /**
+   * `chatter` receives tools' own output (mmdebstrap, apt) meant for the build log rather than the terminal;
+   * `signal` (Ctrl-C, package.timeout) stops a preparation in progress.
+   */
+  prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void, signal?: AbortSignal): Promise<PreparedRoot>;
 }

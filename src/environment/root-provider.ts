@@ -7,26 +7,28 @@
 // used with no index parsing, resolution, download or extraction. Otherwise the request is resolved and the
 // content digest (base root digest + exact package names, versions and checksums + accounts) names the root,
 // so two requests that resolve to the same packages share one root.
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BuilderError } from '../errors.ts';
 import { type Accounts, resolveAccounts, writeRootFiles } from './accounts.ts';
 import { installPackages, writeApkConfig } from './apk/install.ts';
-import { fetchIndexFile, loadKeys, loadRepository, locateRepository, packageFile, type LoadedKeyring } from './apk/repository.ts';
+import { fetchIndexFile, loadKeys, loadRepository, locateRepository, packageFile, type LoadedKeyring, withoutEmptyLocalRepositories } from './apk/repository.ts';
 import { resolve } from './apk/resolve.ts';
 import { type BaseRef, describeBase, splitRepositories } from './base.ts';
 import { scanBaseProvides } from './base-provides.ts';
 import { type CachedRoot, digestOf, fileSha256, RootCache, treeFingerprint } from './cache.ts';
-import { createDebianRoot, DEBIAN_VARIANT } from './debian.ts';
+import { createDebianRoot, DEBIAN_VARIANT, type DebianLogs, installDebianPackages } from './debian.ts';
+import { packageMapFor, type PackageMap } from './debian/name-map.ts';
+import { assignNames, describeAssignment, readSuitePackageNames } from './debian/names.ts';
 import { createOciRoot } from './oci.ts';
 import type { EnvironmentProvider, EnvironmentSpec, PreparedRoot } from './provider.ts';
 import { hostArch } from '../pipeline/arch.ts';
 
 /** Bumped whenever the way roots (resp. bases) are made changes, so old cache entries are not reused. */
 export const ROOT_FORMAT = 2;
-export const BASE_FORMAT = 1;
+export const BASE_FORMAT = 2;
 
 export function defaultRootCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'builder-roots');
@@ -37,6 +39,10 @@ export interface RootProviderOptions {
   cacheDir?: string;
   /** Where downloaded packages and indexes are kept (`--apk-cache-dir`; default: <cacheDir>/downloads). */
   apkCacheDir?: string;
+  /** `--package-map FILE`: Wolfi/Alpine names → Debian packages, over the built-in map. */
+  packageMap?: string;
+  /** `--debug`: mmdebstrap's and apt's own output to the terminal log too, not only the build log. */
+  debug?: boolean;
   signal?: AbortSignal;
 }
 
@@ -48,23 +54,34 @@ export interface ProviderStats {
   resolutions: number;
   /** Packages extracted into new roots. */
   packagesInstalled: number;
+  /** Debian layers made over cached bases, and the .debs downloaded for bases and layers. */
+  layers: number;
+  debsDownloaded: number;
 }
 
 export class RootProvider implements EnvironmentProvider {
   readonly name = 'root';
   readonly cache: RootCache;
   readonly apkCacheDir: string;
-  readonly stats: ProviderStats = { requestHits: 0, resolutions: 0, packagesInstalled: 0 };
+  readonly stats: ProviderStats = { requestHits: 0, resolutions: 0, packagesInstalled: 0, layers: 0, debsDownloaded: 0 };
+  /** The one download cache of .debs, shared by every Debian base and layer. */
+  readonly debCacheDir: string;
   private readonly signal: AbortSignal | undefined;
+  private readonly packageMapFile: string | undefined;
+  private readonly debug: boolean;
 
   constructor(options: RootProviderOptions = {}) {
     this.cache = new RootCache(options.cacheDir ?? defaultRootCacheDir());
     this.apkCacheDir = options.apkCacheDir ?? join(this.cache.dir, 'downloads');
+    this.debCacheDir = join(this.apkCacheDir, 'debs');
     this.signal = options.signal;
+    this.packageMapFile = options.packageMap;
+    this.debug = options.debug ?? false;
   }
 
-  async prepare(spec: EnvironmentSpec, log: (line: string) => void, stop?: AbortSignal): Promise<PreparedRoot> {
+  async prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void, stop?: AbortSignal): Promise<PreparedRoot> {
     const signal = stop && this.signal ? AbortSignal.any([stop, this.signal]) : (stop ?? this.signal);
+    const logs: DebianLogs = { log, chatter: this.debug ? log : (chatter ?? (() => undefined)) };
     const baseDir = spec.baseDir ?? process.cwd();
     const { base, repositories } = splitRepositories(spec.repositories, spec.base, baseDir);
     if (base.kind === 'host') throw new BuilderError('the host base is not a root: use the host environment provider');
@@ -78,10 +95,12 @@ export class RootProvider implements EnvironmentProvider {
 
     // What was asked, and the exact indexes it would be resolved against: cheap to compute on every build.
     const keys: LoadedKeyring = await loadKeys(spec.keyring, baseDir, this.apkCacheDir);
-    const locations = repositories.map((r) => locateRepository(r, arch, baseDir));
+    const locations = await withoutEmptyLocalRepositories(repositories.map((r) => locateRepository(r, arch, baseDir)), log);
     const indexFiles = await Promise.all(locations.map((l) => fetchIndexFile(l, this.apkCacheDir)));
     const indexDigests = await Promise.all(indexFiles.map((f) => fileSha256(f)));
     const baseRequest = await baseRequestIdentity(base);
+    // The map decides what a Debian base installs, so it is part of what was asked.
+    const packageMap: PackageMap | undefined = base.kind === 'debian' ? await packageMapFor(this.packageMapFile) : undefined;
     const common = {
       format: ROOT_FORMAT,
       arch,
@@ -97,6 +116,7 @@ export class RootProvider implements EnvironmentProvider {
       indexes: locations.map((l, i) => ({ at: l.base, sha256: indexDigests[i] })),
       packages: [...packages].sort(),
       ...(fromRepositories.length > 0 ? { fromRepositories } : {}),
+      packageMap: packageMap?.digest,
     });
     const known = await this.cache.lookupRequest(requestDigest);
     if (known) {
@@ -106,18 +126,48 @@ export class RootProvider implements EnvironmentProvider {
       return prepared(known, accounts);
     }
 
-    const baseRoot = await this.obtainBase(base, baseRequest, arch, log, signal);
-    const baseProvides = baseRoot ? await scanBaseProvides(baseRoot.rootfs) : new Map<string, string | undefined>();
+    let baseRoot = await this.obtainBase(base, baseRequest, arch, logs, signal);
+    let baseProvides = baseRoot ? await scanBaseProvides(baseRoot.rootfs) : new Map<string, string | undefined>();
     const loaded = await Promise.all(
       locations.map((location) => loadRepository(location, { keyring: keys.keyring, ignoreSignatures, cacheDir: this.apkCacheDir })),
     );
     this.stats.resolutions++;
+    let world = packages;
+    if (base.kind === 'debian' && baseRoot && packageMap) {
+      const apkNames = new Set<string>();
+      for (const r of loaded) {
+        for (const e of r.index.entries) {
+          if (e.arch !== arch && e.arch !== 'noarch') continue;
+          apkNames.add(e.pkgname);
+          for (const p of e.provides) apkNames.add(p.split('=')[0]!);
+        }
+      }
+      const suiteNames = await readSuitePackageNames(baseRoot.rootfs);
+      const assignment = assignNames({
+        world: packages,
+        ...(spec.origins ? { origins: spec.origins } : {}),
+        ...(spec.purpose ? { purpose: spec.purpose } : {}),
+        apkHas: (n) => apkNames.has(n),
+        base: baseProvides,
+        map: packageMap,
+        suite: base.suite,
+        ...(suiteNames ? { suiteNames } : {}),
+      });
+      for (const line of [...describeAssignment(assignment), ...assignment.warnings]) log(line);
+      if (assignment.install.length > 0) {
+        baseRoot = await this.obtainLayer(baseRoot, base, assignment.install, logs, signal);
+        baseProvides = await scanBaseProvides(baseRoot.rootfs);
+      }
+      world = assignment.apk;
+    }
     const resolution = resolve({
-      world: packages,
+      world,
       repositories: loaded.map((r) => ({ label: r.location.label, packages: r.index.entries })),
       arch,
       base: baseProvides,
       fromRepositories: new Set(fromRepositories),
+      ...(spec.origins ? { origins: spec.origins } : {}),
+      ...(spec.purpose ? { purpose: spec.purpose } : {}),
     });
     log(
       `environment: resolved ${resolution.install.length} apk package(s)` +
@@ -138,7 +188,7 @@ export class RootProvider implements EnvironmentProvider {
     });
     const names = installList.map((p) => `${p.entry.pkgname}-${p.entry.pkgver}`);
     const description =
-      (baseRoot ? describeBase(base) : 'no base') +
+      (baseRoot ? baseRoot.meta.description : 'no base') +
       (names.length > 0 ? ` + ${names.length} apk: ${names.slice(0, 6).join(' ')}${names.length > 6 ? ' …' : ''}` : '');
 
     const { root, created } = await this.cache.obtain(
@@ -172,7 +222,38 @@ export class RootProvider implements EnvironmentProvider {
     return prepared(root, accounts);
   }
 
-  private async obtainBase(base: BaseRef, request: unknown, arch: string, log: (line: string) => void, signal: AbortSignal | undefined): Promise<CachedRoot | undefined> {
+  /**
+   * A cached Debian base plus `install`: a full copy of the base (apt and dpkg write files in place, so hard
+   * links would leak into the base) with apt run inside it. Named by the base's digest and the sorted
+   * package set, so requests needing the same Debian packages share it.
+   */
+  private async obtainLayer(baseRoot: CachedRoot, base: BaseRef & { kind: 'debian' }, install: string[], logs: DebianLogs, signal: AbortSignal | undefined): Promise<CachedRoot> {
+    const digest = digestOf({ format: BASE_FORMAT, kind: 'layer', base: baseRoot.digest, packages: install });
+    const short = baseRoot.digest.slice(0, 12);
+    const { root, created } = await this.cache.obtain(
+      digest,
+      async (rootfs) => {
+        logs.log(`environment: layering ${install.length} Debian package(s) on base ${short}: ${install.join(' ')}`);
+        await copyTree(baseRoot.rootfs, rootfs, 'copy');
+        const before = await installedDebianCount(rootfs);
+        this.stats.debsDownloaded += await installDebianPackages(rootfs, install, base.mirror, this.debCacheDir, logs, signal);
+        const installed = (await installedDebianCount(rootfs)) - before;
+        this.stats.layers++;
+        logs.log(`environment: layered on base ${short}: installed ${installed} packages`);
+        return {
+          kind: 'base',
+          description: `${baseRoot.meta.description} + deb ${install.slice(0, 6).join(',')}${install.length > 6 ? ',…' : ''}`,
+          inputs: { base: baseRoot.digest, packages: install },
+        };
+      },
+      { log: logs.log, signal },
+    );
+    if (!created) logs.log(`environment: layer ${root.digest.slice(0, 12)} on base ${short} from the cache`);
+    return root;
+  }
+
+  private async obtainBase(base: BaseRef, request: unknown, arch: string, logs: DebianLogs, signal: AbortSignal | undefined): Promise<CachedRoot | undefined> {
+    const log = logs.log;
     if (base.kind === 'none' || base.kind === 'host') return undefined;
     let identity: unknown = request;
     if (base.kind === 'oci') identity = { kind: 'oci', sha256: await fileSha256(base.path) };
@@ -182,7 +263,7 @@ export class RootProvider implements EnvironmentProvider {
       async (rootfs) => {
         switch (base.kind) {
           case 'debian':
-            await createDebianRoot(base, arch, rootfs, log, signal);
+            this.stats.debsDownloaded += await createDebianRoot(base, arch, rootfs, this.debCacheDir, logs, signal);
             break;
           case 'dir':
             log(`environment: copying ${base.path}`);
@@ -220,6 +301,12 @@ async function baseRequestIdentity(base: BaseRef): Promise<unknown> {
       return { kind: 'oci', path: base.path, size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
     }
   }
+}
+
+/** Installed Debian packages in a root (dpkg's status). */
+async function installedDebianCount(rootfs: string): Promise<number> {
+  const text = await readFile(join(rootfs, 'var/lib/dpkg/status'), 'utf8').catch(() => '');
+  return (text.match(/^Status: install ok installed$/gm) ?? []).length;
 }
 
 /** Copies a tree into an existing empty directory, as hard links or as a full copy (reflinks when possible). */

@@ -37,13 +37,15 @@ export interface CompileOptions {
   library?: PipelineLibrary;
   /** Names of the recipe's `options` to enable (`--build-option`). */
   buildOptions?: string[];
+  /** `--vars-file` values: over the recipe's `vars`, under the enabled options' vars. */
+  vars?: Record<string, string>;
 }
 
 export function compileRecipe(loaded: LoadedRecipe, options: CompileOptions): BuildPlan {
   const arch = archInfo(options.arch);
   if (!arch) throw new UsageError(`--arch: unknown architecture "${options.arch}" (known: ${knownArches().join(', ')})`);
   const library = options.library ?? new PipelineLibrary(options.pipelineDirs ?? []);
-  return new Compilation(loaded, arch, library, options.buildOptions ?? []).run();
+  return new Compilation(loaded, arch, library, options.buildOptions ?? [], options.vars ?? {}).run();
 }
 
 /** Inputs whose values must be hex digests of a fixed length (melange checks these for every pipeline). */
@@ -92,15 +94,17 @@ class Compilation {
   private readonly arch: ArchInfo;
   private readonly library: PipelineLibrary;
   private readonly buildOptions: string[];
+  private readonly varsOverride: Record<string, string>;
   /** Linters `checks` names that builder does not implement → where the first of them was named. */
   private readonly skippedLinters = new Map<string, string>();
 
-  constructor(loaded: LoadedRecipe, arch: ArchInfo, library: PipelineLibrary, buildOptions: string[]) {
+  constructor(loaded: LoadedRecipe, arch: ArchInfo, library: PipelineLibrary, buildOptions: string[], varsOverride: Record<string, string>) {
     this.recipe = loaded.recipe;
     this.file = loaded.file;
     this.arch = arch;
     this.library = library;
     this.buildOptions = buildOptions;
+    this.varsOverride = varsOverride;
   }
 
   run(): BuildPlan {
@@ -209,7 +213,7 @@ class Compilation {
       ['cross.triplet.rust.glibc', arch.rustTriplet],
       ['cross.triplet.rust.musl', musl(arch.rustTriplet)],
     ]);
-    for (const [k, v] of Object.entries(recipe.vars ?? {})) base.set(`vars.${k}`, v);
+    for (const [k, v] of Object.entries({ ...recipe.vars, ...this.varsOverride })) base.set(`vars.${k}`, v);
     for (const opt of Object.keys(recipe.options ?? {})) base.set(`options.${opt}.enabled`, 'false');
     for (const opt of this.buildOptions) {
       base.set(`options.${opt}.enabled`, 'true');

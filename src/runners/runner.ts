@@ -37,6 +37,11 @@ export interface PodConfig {
   /** Extra mounts after the standard ones. */
   mounts: Mount[];
   network: boolean;
+  /**
+   * With network: the only destinations (host or address, port) a connection may reach, enforced at connect
+   * time by runners that can (the VM's user-mode network); absent or empty means any.
+   */
+  networkAllow?: { host: string; port: number }[];
   /** uid/gid the steps run as. */
   runAs: { uid: number; gid: number };
   arch: string;

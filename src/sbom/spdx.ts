@@ -1,7 +1,8 @@
 // The SBOM each package carries: an SPDX 2.3 JSON document at
 // `var/lib/db/sbom/<name>-<version>-r<epoch>.spdx.json` describing the package (purl
 // `pkg:apk/<namespace>/<name>@<version>-r<epoch>?arch=<arch>`), where it was built from (downloaded archives
-// with their checksums, git repositories at a commit) and its declared licenses. Everything in it is derived
+// with their checksums, git repositories at a commit), its declared licenses and, as melange records it, the
+// recipe file itself (a package DESCRIBED_BY relationship: path, commit, --git-repo-url, --license). Everything in it is derived
 // from the inputs, the creation time being SOURCE_DATE_EPOCH, so the same build writes the same bytes.
 import { createHash } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
@@ -13,6 +14,18 @@ import { checkLicenseExpression } from './license.ts';
 export type SbomSource =
   | { uri: string; sha256?: string; sha512?: string }
   | { repository: string; commit: string };
+
+/** The recipe file the package was built from, as melange describes its build configuration. */
+export interface SbomConfigFile {
+  /** The recipe's path as named in the build (melange: the path given on its command line). */
+  path: string;
+  /** `--git-repo-url`: where the recipe lives. */
+  repositoryUrl?: string;
+  /** The recipe's git commit (`--git-commit`, else detected). */
+  commit?: string;
+  /** `--license`: the recipe file's own license; default NOASSERTION. */
+  license?: string;
+}
 
 export interface SbomInput {
   name: string;
@@ -28,6 +41,8 @@ export interface SbomInput {
   sourceDateEpoch: number;
   description?: string;
   url?: string;
+  /** The recipe file, added as the build configuration package. */
+  configFile?: SbomConfigFile;
   /** Defaults to this builder's version. */
   toolVersion?: string;
 }
@@ -46,7 +61,7 @@ export interface SpdxExternalRef {
 export interface SpdxPackage {
   SPDXID: string;
   name: string;
-  versionInfo: string;
+  versionInfo?: string;
   downloadLocation: string;
   filesAnalyzed: false;
   licenseConcluded: string;
@@ -63,7 +78,7 @@ export interface SpdxPackage {
 
 export interface SpdxRelationship {
   spdxElementId: string;
-  relationshipType: 'DESCRIBES' | 'GENERATED_FROM';
+  relationshipType: 'DESCRIBES' | 'GENERATED_FROM' | 'DESCRIBED_BY';
   relatedSpdxElement: string;
 }
 
@@ -117,24 +132,9 @@ export function buildSpdxDocument(input: SbomInput): SbomResult {
   const warnings: string[] = [];
   const fullVersion = `${input.version}-r${input.epoch}`;
   const pkgId = spdxId('SPDXRef-Package', `${input.name}-${fullVersion}`);
-  const extracted: { licenseId: string; extractedText: string; name: string }[] = [];
+  const extracted: Extracted = [];
 
-  const parts: { text: string; compound: boolean }[] = [];
-  for (const license of input.licenses) {
-    const check = checkLicenseExpression(license);
-    if (check.valid) {
-      for (const id of check.unknown) warnings.push(`license "${license}": "${id}" is not a known SPDX identifier`);
-      if (check.normalized !== NOASSERTION) parts.push({ text: check.normalized, compound: check.compound });
-      continue;
-    }
-    // Not an expression: keep the text, as SPDX does for licenses it has no identifier for.
-    const id = `LicenseRef-${createHash('sha256').update(license).digest('hex').slice(0, 12)}`;
-    warnings.push(`license "${license}" is not a valid SPDX license expression (${check.error}); recorded as ${id}`);
-    if (!extracted.some((e) => e.licenseId === id)) extracted.push({ licenseId: id, extractedText: license, name: license });
-    parts.push({ text: id, compound: false });
-  }
-  const declared =
-    parts.length === 0 ? NOASSERTION : parts.length === 1 ? (parts[0]?.text ?? NOASSERTION) : parts.map((p) => (p.compound ? `(${p.text})` : p.text)).join(' AND ');
+  const declared = declaredLicense(input.licenses, warnings, extracted);
 
   const supplier = `Organization: ${input.namespace}`;
   const main: SpdxPackage = {
@@ -158,6 +158,11 @@ export function buildSpdxDocument(input: SbomInput): SbomResult {
 
   const packages: SpdxPackage[] = [main];
   const relationships: SpdxRelationship[] = [{ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: pkgId }];
+  if (input.configFile) {
+    const config = configFilePackage(input.configFile, supplier, declaredLicense([input.configFile.license ?? NOASSERTION], warnings, extracted));
+    packages.push(config);
+    relationships.push({ spdxElementId: pkgId, relationshipType: 'DESCRIBED_BY', relatedSpdxElement: config.SPDXID });
+  }
   input.sources.forEach((source, i) => {
     const pkg = 'repository' in source ? gitSource(source, i, warnings) : fetchSource(source, i, input.version, warnings);
     packages.push(pkg);
@@ -182,6 +187,68 @@ export function buildSpdxDocument(input: SbomInput): SbomResult {
   };
   if (extracted.length > 0) document.hasExtractedLicensingInfos = extracted;
   return { document, json: `${JSON.stringify(document, null, 2)}\n`, warnings };
+}
+
+type Extracted = { licenseId: string; extractedText: string; name: string }[];
+
+/** One SPDX expression for a list of license texts; texts that are not expressions become LicenseRefs. */
+function declaredLicense(licenses: string[], warnings: string[], extracted: Extracted): string {
+  const parts: { text: string; compound: boolean }[] = [];
+  for (const license of licenses) {
+    const check = checkLicenseExpression(license);
+    if (check.valid) {
+      for (const id of check.unknown) warnings.push(`license "${license}": "${id}" is not a known SPDX identifier`);
+      if (check.normalized !== NOASSERTION) parts.push({ text: check.normalized, compound: check.compound });
+      continue;
+    }
+    // Not an expression: keep the text, as SPDX does for licenses it has no identifier for.
+    const id = `LicenseRef-${createHash('sha256').update(license).digest('hex').slice(0, 12)}`;
+    warnings.push(`license "${license}" is not a valid SPDX license expression (${check.error}); recorded as ${id}`);
+    if (!extracted.some((e) => e.licenseId === id)) extracted.push({ licenseId: id, extractedText: license, name: license });
+    parts.push({ text: id, compound: false });
+  }
+  return parts.length === 0 ? NOASSERTION : parts.length === 1 ? (parts[0]?.text ?? NOASSERTION) : parts.map((p) => (p.compound ? `(${p.text})` : p.text)).join(' AND ');
+}
+
+const GITHUB = /^https?:\/\/github\.com\/([^/]+)\/([^/]+?)(\.git)?\/*$/;
+
+function githubPurl(owner: string, repo: string, commit: string | undefined, subpath?: string): string {
+  const version = commit ? `@${purlEncode(commit)}` : '';
+  const sub = subpath ? `#${subpath.split('/').filter((p) => p !== '' && p !== '.' && p !== '..').map(purlEncode).join('/')}` : '';
+  return `pkg:github/${purlEncode(owner.toLowerCase())}/${purlEncode(repo.toLowerCase())}${version}${sub}`;
+}
+
+/**
+ * The recipe as melange describes it (pkg/build/sbom/spdx: AddBuildConfigurationPackage): named by its path,
+ * versioned by its commit, licensed by --license, with a pkg:github purl (subpath: the recipe) for a GitHub
+ * repository. builder also sets its download location to --git-repo-url, and gives other repositories a
+ * pkg:generic purl with a vcs_url instead of failing as melange does.
+ */
+function configFilePackage(config: SbomConfigFile, supplier: string, license: string): SpdxPackage {
+  const repo = config.repositoryUrl?.replace(/\/+$/, '');
+  const pkg: SpdxPackage = {
+    SPDXID: spdxId('SPDXRef-Package', config.path),
+    name: config.path,
+    downloadLocation: repo ?? NOASSERTION,
+    filesAnalyzed: false,
+    licenseConcluded: NOASSERTION,
+    licenseDeclared: license,
+    copyrightText: NOASSERTION,
+    supplier,
+    originator: supplier,
+    externalRefs: [],
+  };
+  if (config.commit) pkg.versionInfo = config.commit;
+  const github = repo ? GITHUB.exec(repo) : null;
+  if (github) {
+    pkg.externalRefs.push({ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: githubPurl(github[1] ?? '', github[2] ?? '', config.commit, config.path) });
+  } else if (repo) {
+    const vcs = `git+${repo}${config.commit ? `@${config.commit}` : ''}`;
+    const name = posix.basename(repo).replace(/\.git$/, '') || 'recipe';
+    const locator = `pkg:generic/${purlEncode(name)}${config.commit ? `@${purlEncode(config.commit)}` : ''}?vcs_url=${purlEncode(vcs)}#${config.path.split('/').map(purlEncode).join('/')}`;
+    pkg.externalRefs.push({ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: locator });
+  }
+  return pkg;
 }
 
 function fetchSource(source: { uri: string; sha256?: string; sha512?: string }, i: number, version: string, warnings: string[]): SpdxPackage {
@@ -232,9 +299,9 @@ function gitSource(source: { repository: string; commit: string }, i: number, wa
   if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(source.commit)) {
     warnings.push(`source "${source.repository}": commit "${source.commit}" is not a full hex commit id`);
   }
-  const github = /^https?:\/\/github\.com\/([^/]+)\/([^/]+?)(\.git)?$/.exec(repo);
+  const github = GITHUB.exec(repo);
   const purl = github
-    ? `pkg:github/${purlEncode((github[1] ?? '').toLowerCase())}/${purlEncode((github[2] ?? '').toLowerCase())}@${purlEncode(source.commit)}`
+    ? githubPurl(github[1] ?? '', github[2] ?? '', source.commit)
     : `pkg:generic/${purlEncode(name)}@${purlEncode(source.commit)}?vcs_url=${purlEncode(`git+${repo}@${source.commit}`)}`;
   return {
     SPDXID: `SPDXRef-Source-${i + 1}`,

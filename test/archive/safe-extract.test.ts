@@ -1,22 +1,14 @@
 import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { describe, expect, it } from 'vitest';
 import { extractTar } from '../../src/archive/safe-extract.ts';
 import { PackageFormatError } from '../../src/errors.ts';
+import { type TarEntry, tarOf } from '../helpers/tar.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
 
-type Entry = Partial<tar.Header> & { name: string; body?: string };
-
-function tarOf(entries: Entry[]): Readable {
-  const pack = tar.pack();
-  for (const { body, ...h } of entries) pack.entry(h as tar.Header, body ?? '');
-  pack.finalize();
-  return pack as unknown as Readable;
-}
+type Entry = TarEntry;
 
 async function extract(entries: Entry[]) {
   const dest = await tempDir();

@@ -35,7 +35,7 @@ describe('--verify-reproducible with the QEMU runner', () => {
       recipeFile: file,
       arch: 'x86_64',
       runner: 'qemu',
-      runners: [new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 })],
+      runners: [new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 })],
       environmentProvider: provider,
       outDir: out,
       cacheDir: path.join(dir, 'cache'),

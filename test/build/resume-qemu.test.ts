@@ -69,7 +69,7 @@ describe('--resume with the QEMU runner', () => {
     await mkdir(src);
     const file = path.join(src, 'vmresume.yaml');
     await writeFile(file, recipe('exit 3'));
-    const qemu = new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 });
+    const qemu = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 });
     const log: string[] = [];
     const err = await run(qemu, root, file, 'out', log).catch((e: unknown) => e);
     expect(err, log.join('\n')).toBeInstanceOf(BuildFailedError);

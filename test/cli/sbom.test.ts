@@ -4,23 +4,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { readApkData, readApkHead } from '../../src/apk/reader.ts';
+import { fileFromApk } from '../helpers/apk.ts';
 import { builder } from '../helpers/cli.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 
 const tempDir = useTempDirs();
-
-async function fileFromApk(apk: string, name: string): Promise<string> {
-  let text = '';
-  await readApkData(apk, await readApkHead(apk), {
-    onEntry: async (entry, content) => {
-      const chunks: Buffer[] = [];
-      for await (const c of content) chunks.push(c);
-      if (entry.name === name) text = Buffer.concat(chunks).toString('utf8');
-    },
-  });
-  return text;
-}
 
 describe('SBOM sources', () => {
   it('names a fetched tarball with its sha256 and the package with its purl', async () => {

@@ -2,7 +2,7 @@
 // `set -o pipefail` works on a Debian base (dash as /bin/sh: steps run in bash) and in a busybox APK root;
 // a build script may call git; `builder test` tests the package just built even when the base has one of
 // the same name.
-import { copyFile, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -13,6 +13,7 @@ import { readApk } from '../../src/apk/reader.ts';
 import { stepCommand } from '../../src/build/steps.ts';
 import { SHARED_ROOT_CACHE } from '../environment/shared-cache.ts';
 import { builder } from '../helpers/cli.ts';
+import { busyboxTree } from '../helpers/busybox.ts';
 import { useTempDirs } from '../helpers/tmp.ts';
 import { packageTree, writeIndex } from '../initramfs/apk-repository.ts';
 
@@ -36,19 +37,7 @@ async function busyboxAndGitRepository(work: string): Promise<{ dir: string; pub
   const key = await loadSigningKey(keyPath);
   const dir = join(work, 'repo');
 
-  const debs = join(work, 'debs');
-  await mkdir(debs, { recursive: true });
-  await execa('apt-get', ['download', '-q', '-o', 'APT::Sandbox::User=root', 'busybox-static'], { cwd: debs, stdin: 'ignore' });
-  const deb = (await readdir(debs)).find((f) => f.endsWith('.deb'))!;
-  const unpacked = join(work, 'busybox-deb');
-  await execa('dpkg-deb', ['-x', join(debs, deb), unpacked]);
-  const busyboxTree = join(work, 'busybox');
-  await mkdir(join(busyboxTree, 'bin'), { recursive: true });
-  await copyFile(join(unpacked, 'bin/busybox'), join(busyboxTree, 'bin/busybox'));
-  await execa('chmod', ['0755', join(busyboxTree, 'bin/busybox')]);
-  const applets = (await execa(join(busyboxTree, 'bin/busybox'), ['--list'])).stdout.split('\n').filter((a) => a !== '' && a !== 'busybox');
-  for (const a of applets) await symlink('busybox', join(busyboxTree, 'bin', a));
-  const busybox = await packageTree(dir, key, busyboxTree, { pkgname: 'busybox', pkgver: '1.35.0-r0', depend: [], provides: [] });
+  const busybox = await packageTree(dir, key, await busyboxTree(work), { pkgname: 'busybox', pkgver: '1.35.0-r0', depend: [], provides: [] });
 
   // git and the libraries it links, at the paths the dynamic loader looks in.
   const gitTree = join(work, 'git');

@@ -18,8 +18,12 @@ describe('debian base', () => {
     expect(mmdebstrapArgs({ suite: 'bookworm', packages: ['gcc', 'make'], mirror: 'http://deb.debian.org/debian' }, 'x86_64', '/t')).toEqual([
       '--variant=essential',
       '--architectures=amd64',
-      '--include=gcc,make',
+      '--include=apt,gcc,make',
       '--aptopt=Acquire::Retries "3"',
+      '--skip=essential/unlink',
+      '--skip=cleanup/apt/lists',
+      '--setup-hook=mkdir -p "$1/var/cache/apt/archives" && mount --bind "$BUILDER_DEB_CACHE" "$1/var/cache/apt/archives"',
+      '--customize-hook=umount "$1/var/cache/apt/archives"',
       'bookworm',
       '/t',
       'http://deb.debian.org/debian',

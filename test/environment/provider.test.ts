@@ -85,7 +85,7 @@ describe('RootProvider: APK roots', () => {
     expect(await readFile(join(dir, 'etc/apk/keys/test.rsa.pub'), 'utf8')).toContain('BEGIN PUBLIC KEY');
     expect(await readFile(join(dir, 'etc/passwd'), 'utf8')).toContain('build:x:1000:1000:builder:/home/build:/bin/sh');
     for (const d of ['home/build', 'var/cache/melange', 'tmp', 'proc', 'dev']) expect((await stat(join(dir, d))).isDirectory()).toBe(true);
-    expect(provider.stats).toEqual({ requestHits: 0, resolutions: 1, packagesInstalled: 3 });
+    expect(provider.stats).toEqual({ requestHits: 0, resolutions: 1, packagesInstalled: 3, layers: 0, debsDownloaded: 0 });
   });
 
   it('reuses the cached root without resolving or extracting, and makes a new root for a new package list', async () => {
@@ -98,7 +98,7 @@ describe('RootProvider: APK roots', () => {
     const b = await second.prepare(spec(shared.repo, shared.key, ['hello']), (l) => logs.push(l));
     expect(b.digest).toBe(a.digest);
     expect(b.directory).toBe(a.directory);
-    expect(second.stats).toEqual({ requestHits: 1, resolutions: 0, packagesInstalled: 0 });
+    expect(second.stats).toEqual({ requestHits: 1, resolutions: 0, packagesInstalled: 0, layers: 0, debsDownloaded: 0 });
     expect(second.cache.stats.created).toBe(0);
     expect(logs.some((l) => l.startsWith('environment: cache hit') && l.includes('no resolution'))).toBe(true);
 
@@ -269,7 +269,7 @@ describe('RootProvider: refusals and bad input leave nothing in the cache', () =
   it('names an unknown package, an unsatisfiable constraint and the repositories searched', async () => {
     const r = await refused(spec(shared.repo, shared.key, ['hello', 'nosuchpkg', 'extra>=5']));
     expect(r.message).toContain('no package provides nosuchpkg');
-    expect(r.message).toContain('extra: no version satisfies extra>=5 (required by the request); available: 1-r0');
+    expect(r.message).toContain('extra: no version satisfies extra>=5 (required by the build environment); available: 1-r0');
     expect(r.message).toContain(`repositories searched: ${join(shared.repo, ARCH)}`);
     expect(r.leftovers).toEqual([]);
   });

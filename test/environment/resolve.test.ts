@@ -159,7 +159,7 @@ describe('resolve', () => {
 
   it('reports an unsatisfiable version constraint', () => {
     const err = failure(() => names(['foo>=3'], [repo]));
-    expect(err.problems[0]).toMatch(/^foo: no version satisfies foo>=3 \(required by the request\)/);
+    expect(err.problems[0]).toMatch(/^foo: no version satisfies foo>=3 \(required by the build environment\)/);
   });
 
   it('refuses a package that a selected package conflicts with', () => {

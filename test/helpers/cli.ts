@@ -14,7 +14,8 @@ export interface CliResult {
 
 /** Run the real CLI (a separate Node process), never throwing on a non-zero exit. */
 export async function builder(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
-  const r = await execa(process.execPath, [BUILDER, ...args], {
+  // `--` as in bin/builder's own first line: Node must not read builder's arguments (`--env-file`).
+  const r = await execa(process.execPath, ['--', BUILDER, ...args], {
     cwd: options.cwd ?? REPO,
     env: { CI: 'true', SOURCE_DATE_EPOCH: '', ...options.env },
     reject: false,

@@ -272,7 +272,7 @@ describe('build-initramfs --from apk', () => {
 
     const logs: string[] = [];
     const runner = new QemuRunner({
-      cacheDir: path.join(vm, 'cache'),
+      artifactDir: path.join(vm, 'cache'),
       env: kernelEnv(await testKernel()),
       accel: 'tcg',
       bootTimeoutMs: 120_000,

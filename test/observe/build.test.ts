@@ -72,7 +72,7 @@ afterAll(async () => {
 async function buildWith(name: string, flags: { network?: boolean; networkAllow?: string[] }, log: string[]) {
   const progressOut = new PassThrough();
   progressOut.on('data', (c: Buffer) => log.push(...c.toString().split('\n').filter((l) => l !== '')));
-  const runner = new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 });
+  const runner = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 });
   const options: BuildOptions = {
     recipeFile: recipe,
     arch: 'x86_64',

@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { createGunzip, createGzip } from 'node:zlib';
 import { execa } from 'execa';
-import { ensureBaseInitramfs } from '../../src/initramfs/base.ts';
+import { ensureSealedBaseInitramfs } from '../../src/runners/qemu/seal.ts';
 import { CpioWriter, readCpio } from '../../src/initramfs/cpio.ts';
 import { guestSourceUrl, OBSERVABILITY_GUEST_FILES } from '../../src/observe/guest-files.ts';
 import { SHARED_CACHE, tinyRoot } from '../runners/qemu/helpers.ts';
@@ -90,7 +90,7 @@ export function wireNet(over: Record<string, unknown> = {}): Record<string, unkn
  * initramfs made without our hook looks like. Made once, next to the base it comes from.
  */
 export async function initramfsWithoutHook(): Promise<string> {
-  const base = await ensureBaseInitramfs({ cacheDir: SHARED_CACHE });
+  const base = await ensureSealedBaseInitramfs({ cacheDir: SHARED_CACHE });
   const dest = path.join(path.dirname(base.path), `nohook-${base.digest}.cpio.gz`);
   if ((await stat(dest).catch(() => undefined))?.isFile()) return dest;
   const drop = new Set(OBSERVABILITY_GUEST_FILES.map((f) => f.path));

@@ -67,7 +67,7 @@ try {
   await mkdir(path.join(workspace, 'melange-out'), { recursive: true });
   const root = await tinyRoot(dir);
   const runner = new QemuRunner({
-    cacheDir: SHARED_CACHE,
+    artifactDir: SHARED_CACHE,
     env: kernelEnv(await testKernel()),
     bootTimeoutMs: 120_000,
   });

@@ -51,7 +51,7 @@ function useVm(name: string, pod: (workspace: string) => PodConfig, extra: { ini
     const workspace = path.join(base, 'workspace');
     await Promise.all([mkdir(tempParent, { recursive: true }), mkdir(vm.archDir, { recursive: true }), mkdir(path.join(workspace, 'melange-out'), { recursive: true })]);
     vm.runner = new QemuRunner({
-      cacheDir: SHARED_CACHE,
+      artifactDir: SHARED_CACHE,
       env: kernelEnv(await testKernel()),
       bootTimeoutMs: 120_000,
       tempDir: tempParent,

@@ -91,6 +91,37 @@ describe('SPDX document', () => {
     for (const r of doc.relationships) expect(ids).toContain(r.relatedSpdxElement);
   });
 
+  it('describes the recipe file as melange does: path, commit, --license, --git-repo-url (DESCRIBED_BY)', () => {
+    const doc = buildSpdxDocument(input({ configFile: { path: 'greet.yaml', commit: COMMIT, repositoryUrl: 'https://github.com/Wolfi-Dev/os', license: 'Apache-2.0' } })).document;
+    const config = doc.packages.find((p) => p.name === 'greet.yaml');
+    expect(config).toEqual({
+      SPDXID: 'SPDXRef-Package-greet.yaml',
+      name: 'greet.yaml',
+      versionInfo: COMMIT,
+      downloadLocation: 'https://github.com/Wolfi-Dev/os',
+      filesAnalyzed: false,
+      licenseConcluded: 'NOASSERTION',
+      licenseDeclared: 'Apache-2.0',
+      copyrightText: 'NOASSERTION',
+      supplier: 'Organization: wolfi',
+      originator: 'Organization: wolfi',
+      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: `pkg:github/wolfi-dev/os@${COMMIT}#greet.yaml` }],
+    });
+    expect(doc.relationships).toContainEqual({ spdxElementId: 'SPDXRef-Package-greet-1.2.3-r4', relationshipType: 'DESCRIBED_BY', relatedSpdxElement: 'SPDXRef-Package-greet.yaml' });
+  });
+
+  it('the recipe file without a repository or license: NOASSERTION, no purl; another host gets a generic purl', () => {
+    const bare = buildSpdxDocument(input({ configFile: { path: 'greet.yaml' } })).document.packages.find((p) => p.name === 'greet.yaml');
+    expect(bare).toMatchObject({ downloadLocation: 'NOASSERTION', licenseDeclared: 'NOASSERTION', externalRefs: [] });
+    expect(bare?.versionInfo).toBeUndefined();
+    const other = buildSpdxDocument(input({ configFile: { path: 'greet.yaml', commit: COMMIT, repositoryUrl: 'https://git.example.org/os.git' } }));
+    expect(other.document.packages.find((p) => p.name === 'greet.yaml')?.externalRefs[0]?.referenceLocator).toBe(
+      `pkg:generic/os@${COMMIT}?vcs_url=${encodeURIComponent(`git+https://git.example.org/os.git@${COMMIT}`)}#greet.yaml`,
+    );
+    const bad = buildSpdxDocument(input({ configFile: { path: 'greet.yaml', license: 'not a license!' } }));
+    expect(bad.warnings.join('\n')).toMatch(/license "not a license!" is not a valid SPDX license expression/);
+  });
+
   it('is reproducible: same input, same bytes; a different input, a different namespace', () => {
     expect(buildSpdxDocument(input()).json).toBe(buildSpdxDocument(input()).json);
     const a = buildSpdxDocument(input()).document.documentNamespace;

@@ -4,13 +4,12 @@ import { type Command, Option } from 'commander';
 import {
   APK_BUSYBOX_NAMES,
   APK_SSH_SERVER_NAMES,
-  ensureBaseInitramfs,
   INITRAMFS_SOURCES,
   type InitramfsSource,
   writeBaseInitramfs,
 } from '../../initramfs/base.ts';
 import { withInterrupt } from '../interrupt.ts';
-import { defaultCacheDir } from '../sandbox-options.ts';
+import { defaultArtifactDir, ensureSealedBaseInitramfs } from '../../runners/qemu/seal.ts';
 
 interface InitramfsFlags {
   from: InitramfsSource;
@@ -19,7 +18,7 @@ interface InitramfsFlags {
   keyring: string[];
   ignoreSignatures?: boolean;
   output?: string;
-  cacheDir: string;
+  vmArtifactDir: string;
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -36,7 +35,7 @@ export function registerInitramfsCommand(program: Command): void {
     .option('--keyring <key.pub>', '--from apk: trusted public key, or a directory of *.pub (repeatable)', collect, [])
     .option('--ignore-signatures', '--from apk: accept unsigned or untrusted indexes and packages')
     .option('-o, --output <file>', 'also write the archive to this file')
-    .option('--cache-dir <dir>', 'builder cache (the archive is kept under <dir>/initramfs/)', defaultCacheDir())
+    .option('--vm-artifact-dir <dir>', 'sealed VM artifact store (the archive is kept under <dir>/initramfs/)', defaultArtifactDir())
     .addHelpText(
       'after',
       `
@@ -61,7 +60,7 @@ QEMU runner use a given archive instead.`,
     .action(async (flags: InitramfsFlags) => {
       await withInterrupt(async (signal) => {
         const options = {
-          cacheDir: flags.cacheDir,
+          cacheDir: flags.vmArtifactDir,
           from: flags.from,
           packages: flags.package,
           repositories: flags.repository,
@@ -70,7 +69,8 @@ QEMU runner use a given archive instead.`,
           log: (line: string) => process.stderr.write(`${line}\n`),
           signal,
         };
-        const result = flags.output ? await writeBaseInitramfs(flags.output, options) : await ensureBaseInitramfs(options);
+        const sealed = await ensureSealedBaseInitramfs(options);
+        const result = flags.output ? { ...(await writeBaseInitramfs(flags.output, options)), cached: sealed.cached } : sealed;
         process.stderr.write(`${result.cached ? 'cached' : 'built'}: base initramfs ${result.digest} (${(result.bytes / 1e6).toFixed(2)} MB)\n`);
         process.stdout.write(`${result.path}\n`);
       });

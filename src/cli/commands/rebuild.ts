@@ -141,7 +141,7 @@ Without --signing-key, a signed original is compared without its signature.`,
             } else {
               progress.note(`rebuilding ${apk}`);
               const result = await build({
-                ...sandboxSetup(flags, signal),
+                ...(await sandboxSetup(flags, signal)),
                 plan,
                 recipeFile: plan.recipeFile,
                 arch: plan.arch,

@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import { chooseRenderer } from '../../build/progress.ts';
 import { resolveSourceDateEpoch } from '../../build/source-date.ts';
-import { reportTestResults, testRecipe } from '../../build/test.ts';
+import { type PackageTestResult, reportTestResults, testRecipe } from '../../build/test.ts';
+import { collectList } from '../options.ts';
 import { withInterrupt } from '../interrupt.ts';
-import { addSandboxOptions, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
+import { quietRenderer } from '../quiet-renderer.ts';
+import { addSandboxOptions, checkArchRunnable, resolveRunFlags, ROOTS_HELP, type SandboxFlags, sandboxSetup } from '../sandbox-options.ts';
 
 interface TestFlags extends SandboxFlags {
   outDir: string;
-  interactive: boolean;
+  testOption: string[];
+  testPackageAppend: string[];
 }
 
 export function registerTestCommand(program: Command): void {
@@ -19,7 +22,8 @@ export function registerTestCommand(program: Command): void {
       .argument('[package...]', 'packages to test, NAME or NAME=VERSION (default: every package with a test)'),
   )
     .option('--out-dir <dir>', 'repository holding the packages under test (as given to `builder build`)', './packages')
-    .option('-i, --interactive', 'when a test step fails, open a shell in its sandbox on this terminal (exit it to end the test)', false)
+    .option('--test-option <names>', "enable the recipe's `options` (comma-separated, repeatable; same as --build-option)", collectList, [])
+    .option('--test-package-append <pkgs>', 'packages added to every test environment (comma-separated, repeatable; same as --package-append)', collectList, [])
     .addHelpText(
       'after',
       `
@@ -30,28 +34,44 @@ ${ROOTS_HELP}`,
     )
     .action(async (recipe: string, targets: string[], flags: TestFlags) => {
       const progress = chooseRenderer();
+      const run = await resolveRunFlags(flags, (l) => progress.note(l));
+      // --log-level warn/error: only problems are printed.
+      const say = run.verbose ? (line: string) => progress.note(line) : () => undefined;
+      for (const arch of run.archs) checkArchRunnable(arch);
       const sourceDateEpoch = await resolveSourceDateEpoch(process.env, flags.buildDate, recipe);
-      const results = await withInterrupt((signal) =>
-        testRecipe({
-          ...sandboxSetup(flags, signal),
-          recipeFile: recipe,
-          targets,
-          arch: flags.arch,
-          runner: flags.runner,
-          outDir: flags.outDir,
-          pipelineDirs: flags.pipelineDir,
-          buildOptions: flags.buildOption,
-          sourceDir: flags.sourceDir,
-          cacheDir: flags.cacheDir,
-          workspaceDir: flags.workspaceDir,
-          sourceDateEpoch,
-          debug: flags.debug,
-          keepWorkspace: flags.keepWorkspace,
-          progress,
-          signal,
-          interactive: flags.interactive,
-        }),
-      );
-      reportTestResults(results, (line) => progress.note(line));
+      const results: PackageTestResult[] = [];
+      await withInterrupt(async (interrupt) => {
+        // --timeout bounds the whole run, like Ctrl-C would.
+        const seconds = run.limits.timeout;
+        const signal = seconds ? AbortSignal.any([interrupt, AbortSignal.timeout(seconds * 1000)]) : interrupt;
+        for (const arch of run.archs) {
+          const setup = await sandboxSetup({ ...flags, packageAppend: [...flags.packageAppend, ...flags.testPackageAppend] }, signal);
+          results.push(
+            ...(await testRecipe({
+              ...setup,
+              recipeFile: recipe,
+              targets,
+              arch,
+              runner: flags.runner,
+              outDir: flags.outDir,
+              pipelineDirs: run.pipelineDirs,
+              buildOptions: [...flags.buildOption, ...flags.testOption],
+              vars: run.vars,
+              limits: run.limits,
+              sourceDir: flags.sourceDir,
+              cacheDir: flags.cacheDir,
+              workspaceDir: flags.workspaceDir,
+              sourceDateEpoch,
+              debug: flags.debug,
+              keepWorkspace: run.keepWorkspace,
+              env: run.env,
+              progress: run.verbose ? progress : quietRenderer(),
+              signal,
+              interactive: flags.interactive,
+            })),
+          );
+        }
+      });
+      reportTestResults(results, say);
     });
 }

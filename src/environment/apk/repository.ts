@@ -74,6 +74,26 @@ async function download(url: string, dest: string, headers: Record<string, strin
  * The index file of a repository on local disk (downloaded into `cacheDir` for a URL, revalidated with the
  * server's ETag/Last-Modified so an unchanged index is not transferred again).
  */
+/**
+ * Local repositories that exist but have no index yet (the first build in a fresh checkout, whose out dir is
+ * also a repository) count as empty, as in melange: left out, with a note. A missing directory stays an error.
+ */
+export async function withoutEmptyLocalRepositories(locations: RepositoryLocation[], log: (line: string) => void): Promise<RepositoryLocation[]> {
+  const kept: RepositoryLocation[] = [];
+  for (const location of locations) {
+    if (location.kind === 'dir') {
+      const hasIndex = await stat(join(location.base, 'APKINDEX.tar.gz')).then(() => true, () => false);
+      const dirExists = await stat(location.base).then((st) => st.isDirectory(), () => false);
+      if (!hasIndex && dirExists) {
+        log(`environment: repository ${location.spec}: no APKINDEX.tar.gz in ${location.base} yet; counted as empty`);
+        continue;
+      }
+    }
+    kept.push(location);
+  }
+  return kept;
+}
+
 export async function fetchIndexFile(location: RepositoryLocation, cacheDir: string): Promise<string> {
   if (location.kind === 'dir') {
     const file = join(location.base, 'APKINDEX.tar.gz');

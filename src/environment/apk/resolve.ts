@@ -5,6 +5,7 @@
 // dependencies come before their dependents (cycles are allowed, as in apk).
 import { apkVersionSatisfies, compareApkVersions, isValidApkVersion, type ApkVersionOperator } from '../../apk/version.ts';
 import { BuilderError } from '../../errors.ts';
+import { baseProvision } from '../base-provides.ts';
 
 /** The fields of an index entry the resolver reads. */
 export interface Resolvable {
@@ -43,6 +44,10 @@ export interface ResolveRequest<T extends Resolvable> {
   base?: ReadonlyMap<string, string | undefined>;
   /** Names never taken from the base: they must come from a repository. */
   fromRepositories?: ReadonlySet<string>;
+  /** Who asked for each requested name (recipe lines, pipelines), for errors. */
+  origins?: Readonly<Record<string, readonly string[]>>;
+  /** Named in errors: the build or the test environment. */
+  purpose?: 'build' | 'test';
 }
 
 export interface ResolvedPackage<T extends Resolvable> {
@@ -62,12 +67,10 @@ export class ResolveError extends BuilderError {
   override name = 'ResolveError';
   readonly problems: string[];
   readonly missing: string[];
-  constructor(problems: string[], missing: string[], repositories: string[]) {
+  constructor(problems: string[], missing: string[], repositories: string[], purpose?: 'build' | 'test') {
     const searched = repositories.length > 0 ? repositories.join(', ') : '(no repositories)';
-    const head =
-      missing.length > 0
-        ? `cannot resolve the build environment: no package provides ${missing.join(', ')}`
-        : 'cannot resolve the build environment';
+    const what = purpose === 'test' ? 'the test environment' : 'the build environment';
+    const head = missing.length > 0 ? `cannot resolve ${what}: no package provides ${missing.join(', ')}` : `cannot resolve ${what}`;
     super(head, { details: [...problems, `repositories searched: ${searched}`] });
     this.problems = problems;
     this.missing = missing;
@@ -124,6 +127,8 @@ interface Offer<T extends Resolvable> {
 interface Demand {
   dep: Dependency;
   by: string;
+  /** Asked for by the request itself (a recipe's need), not by a package's dependency. */
+  world?: boolean;
 }
 
 function labelOf(pkg: Resolvable): string {
@@ -174,7 +179,12 @@ export function resolve<T extends Resolvable>(request: ResolveRequest<T>): Resol
       }
     }
   });
-  const world = request.world.map((w) => ({ dep: parseDependency(w), by: 'the request' }));
+  const world = request.world.map((w) => {
+    const dep = parseDependency(w);
+    const asked = request.origins?.[dep.name] ?? request.origins?.[w];
+    const by = asked && asked.length > 0 ? asked.join('; ') : request.purpose === 'test' ? 'the test environment' : 'the build environment';
+    return { dep, by, world: true };
+  });
   // Constraints learnt from earlier attempts: a later demand that the greedy choice could not meet.
   const learnt = new Map<string, Demand[]>();
   const learntKeys = new Set<string>();
@@ -190,7 +200,7 @@ export function resolve<T extends Resolvable>(request: ResolveRequest<T>): Resol
       continue;
     }
     if (attempt.problems.length > 0) {
-      throw new ResolveError(attempt.problems, attempt.missing, request.repositories.map((r) => r.label));
+      throw new ResolveError(attempt.problems, attempt.missing, request.repositories.map((r) => r.label), request.purpose);
     }
     return { install: installOrder(attempt.selected), fromBase: [...attempt.fromBase].sort() };
   }
@@ -243,6 +253,15 @@ function attemptResolve<T extends Resolvable>(
     }
     const present = offered.get(dep.name) ?? [];
     if (present.some((o) => versionOk(o.version, dep))) continue;
+    // A need such as `ninja` or `git` is met by what the base provides under that name (cmd:, pc:, so:)
+    // when no repository has a package of that name (melange's needs name commands as often as packages).
+    if (demand.world && dep.op === undefined && present.length === 0 && !offers.has(dep.name)) {
+      const alias = request.base ? baseProvision(request.base, dep.name) : undefined;
+      if (alias !== undefined) {
+        fromBase.add(alias);
+        continue;
+      }
+    }
     if (present.length > 0) {
       // Something already chosen offers the name at another version: choose again knowing this demand.
       if (!(learnt.get(dep.name) ?? []).some((d) => d.dep.text === dep.text)) return { kind: 'learn', name: dep.name, demand };

@@ -2,10 +2,11 @@
 // QEMU can abort while setting up the vCPU. So KVM is only trusted after a probe boot printed the kernel's first
 // console line within a short deadline; the verdict is cached for the rest of this host boot.
 import { constants as fsConstants } from 'node:fs';
-import { access, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BuilderError } from '../../errors.ts';
 import { machineLayout, type MachineType } from './machine.ts';
+import { installArtifact, usableArtifact } from './seal.ts';
 import { type QemuTools, spawnQemu } from './process.ts';
 
 export const ACCELERATORS = ['kvm', 'tcg', 'auto'] as const;
@@ -104,7 +105,7 @@ async function storeProbe(cacheFile: string, key: string, result: ProbeResult): 
   await mkdir(dirname(cacheFile), { recursive: true });
   const temp = `${cacheFile}.${process.pid}.tmp`;
   await writeFile(temp, JSON.stringify({ format: PROBE_FORMAT, key, ...result } satisfies CachedProbe));
-  await rename(temp, cacheFile);
+  await installArtifact(temp, cacheFile);
 }
 
 export interface ChooseOptions {
@@ -112,7 +113,8 @@ export interface ChooseOptions {
   tools: QemuTools;
   kernel: string;
   machine: MachineType;
-  cacheDir: string;
+  /** The sealed VM artifact directory (the verdict is kept there). */
+  artifactDir: string;
   log: (line: string) => void;
   signal?: AbortSignal;
   deadlineMs?: number;
@@ -131,9 +133,9 @@ export async function chooseAccelerator(options: ChooseOptions): Promise<Acceler
     log(`accelerator: tcg (${deviceProblem})`);
     return 'tcg';
   }
-  const cacheFile = join(options.cacheDir, 'qemu', 'kvm-probe.json');
+  const cacheFile = join(options.artifactDir, 'kvm-probe.json');
   const key = await probeKey(options.tools, options.machine);
-  let result = await cachedProbe(cacheFile, key);
+  let result = (await usableArtifact(cacheFile, 'KVM probe verdict', log, options.signal)) ? await cachedProbe(cacheFile, key) : undefined;
   const cached = result !== undefined;
   if (!result) {
     result = await probeKvm(options.tools, options.kernel, options.machine, options.deadlineMs, options.signal);

@@ -24,32 +24,62 @@ export interface BootPlan {
   layout: MachineLayout;
   resources: Resources;
   kernel: string;
+  /** A path (for the runner: /proc/<our pid>/fd/<N>, the nameless file it holds open). */
   initrd: string;
   rootImage: string;
   network: boolean;
+  /**
+   * With the network on: when present, the only TCP destinations the guest reaches (the user-mode network
+   * runs `command` per connection, host address and port appended); everything else is dropped.
+   */
+  allowed?: { forwards: GuestForward[]; command: string[] };
   /** Appended to the kernel command line (after ours, so they win). */
   kernelArgs: string[];
   /** Private directory for console logs and QEMU's snapshot overlay. */
   workDir: string;
+  /** qemu's -cpu model (`--cpumodel`); default host with KVM, max with TCG. */
+  cpuModel?: string;
 }
 
 export function kernelCommandLine(plan: Pick<BootPlan, 'layout' | 'kernelArgs'>, fastBootArgs: string[]): string {
   return ['console=ttyS0', ...fastBootArgs, ...plan.layout.kernelArgs, ...plan.kernelArgs].join(' ');
 }
 
+/** A destination the guest may connect to (as it addresses it) and where the host connects instead. */
+export interface GuestForward {
+  addr: string;
+  port: number;
+  hostAddr: string;
+}
+
+/** The user-mode network's host address while --network-allow is enforced. */
+export const ALLOW_LIST_GATEWAY = '10.0.2.254';
+
+/** QEMU's option syntax: a comma inside a value is written twice. */
+function optionValue(text: string): string {
+  return text.replaceAll(',', ',,');
+}
+
 export function qemuArgs(plan: BootPlan, port: number, consoleLog: string, fastBootArgs: string[]): string[] {
   const pci = plan.layout.netDevice.endsWith('-pci');
+  const restricted = !plan.network || plan.allowed !== undefined;
   const netdev = [
     'user',
     'id=n0',
-    // restrict=on: the guest reaches nothing but the forwarded port; no outbound network.
-    `restrict=${plan.network ? 'off' : 'on'}`,
+    // restrict=on: the guest reaches nothing but the forwarded port (and, with an allow list, its entries).
+    `restrict=${restricted ? 'on' : 'off'}`,
     `hostfwd=tcp:127.0.0.1:${port}-:22`,
+    // The user-mode network refuses to forward its own host address, so with a list that address moves
+    // aside and 10.0.2.2 becomes an ordinary forwarded destination.
+    ...(plan.network && plan.allowed ? [`host=${ALLOW_LIST_GATEWAY}`] : []),
+    ...(plan.network && plan.allowed
+      ? plan.allowed.forwards.map((f) => `guestfwd=tcp:${f.addr}:${f.port}-cmd:${optionValue([...plan.allowed!.command, f.hostAddr, String(f.port)].join(' '))}`)
+      : []),
   ].join(',');
   return [
     '-accel', plan.accel,
     ...plan.layout.args,
-    '-cpu', plan.accel === 'kvm' ? 'host' : 'max',
+    '-cpu', plan.cpuModel ?? (plan.accel === 'kvm' ? 'host' : 'max'),
     '-smp', String(plan.resources.cpus),
     '-m', `${plan.resources.memoryMiB}M`,
     '-nodefaults', '-no-user-config', '-no-reboot', '-display', 'none',
@@ -58,7 +88,8 @@ export function qemuArgs(plan: BootPlan, port: number, consoleLog: string, fastB
     '-initrd', plan.initrd,
     '-append', kernelCommandLine(plan, fastBootArgs),
     '-netdev', netdev,
-    '-device', `${plan.layout.netDevice},netdev=n0${pci ? ',romfile=' : ''}`,
+    // A conservative MTU: tunnelled or VPN'd host links drop full-size frames silently.
+    '-device', `${plan.layout.netDevice},netdev=n0,host_mtu=1400${pci ? ',romfile=' : ''}`,
     '-drive', `file=${plan.rootImage},format=raw,if=none,id=root,snapshot=on,cache=unsafe`,
     '-device', `${plan.layout.blockDevice},drive=root`,
   ];

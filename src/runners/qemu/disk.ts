@@ -3,10 +3,11 @@
 // cached image is never written. Measured against packing the root into the initramfs, 9p and virtiofs, this
 // boots as fast as an empty VM and runs builds as fast as a RAM root (docs/qemu-runner.md).
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, opendir, readdir, readlink, rename, rm, stat, truncate, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, opendir, readdir, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../../errors.ts';
+import { installArtifact, lastUse, removeArtifact, touchArtifact, usableArtifact } from './seal.ts';
 
 const BLOCK = 4096;
 const INODE_SIZE = 256;
@@ -56,7 +57,8 @@ export async function summarizeTree(root: string, signal?: AbortSignal): Promise
 
 export interface RootImageOptions {
   root: string;
-  cacheDir: string;
+  /** The sealed VM artifact directory; images go to `<artifactDir>/disks/`. */
+  artifactDir: string;
   headroomBytes?: number;
   log: (line: string) => void;
   signal?: AbortSignal;
@@ -79,14 +81,11 @@ export async function ensureRootImage(options: RootImageOptions): Promise<RootIm
   const headroom = options.headroomBytes ?? DEFAULT_HEADROOM_BYTES;
   const tree = await summarizeTree(options.root, options.signal);
   const size = imageSize(tree.bytes, headroom);
-  const dir = join(options.cacheDir, 'qemu', 'disks');
+  const dir = join(options.artifactDir, 'disks');
   const path = join(dir, `root-${tree.digest}-${Math.round(size / 1024 ** 2)}M.ext4`);
-  const existing = await stat(path).catch(() => undefined);
-  if (existing?.isFile()) {
-    // The mtime records the last use, for pruning.
-    const now = new Date();
-    await utimes(path, now, now).catch(() => undefined);
-    return { path, cached: true, sizeBytes: existing.size };
+  if (await usableArtifact(path, 'root disk image', options.log, options.signal)) {
+    await touchArtifact(path);
+    return { path, cached: true, sizeBytes: (await stat(path)).size };
   }
 
   await mkdir(dir, { recursive: true });
@@ -111,7 +110,7 @@ export async function ensureRootImage(options: RootImageOptions): Promise<RootIm
         details: String(result.stderr).trim().split('\n').slice(-10),
       });
     }
-    await rename(temp, path);
+    await installArtifact(temp, path, options.signal);
   } catch (err) {
     await rm(temp, { force: true });
     throw err;
@@ -125,11 +124,11 @@ export async function pruneImages(dir: string, keep: number): Promise<string[]> 
   const images: { path: string; mtimeMs: number }[] = [];
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!/^root-[0-9a-f]+-\d+M\.ext4$/.test(name)) continue;
-    const st = await stat(join(dir, name)).catch(() => undefined);
-    if (st?.isFile()) images.push({ path: join(dir, name), mtimeMs: st.mtimeMs });
+    const used = await lastUse(join(dir, name));
+    images.push({ path: join(dir, name), mtimeMs: used ?? 0 });
   }
   images.sort((a, b) => b.mtimeMs - a.mtimeMs);
   const removed = images.slice(keep).map((i) => i.path);
-  await Promise.all(removed.map((p) => rm(p, { force: true })));
+  await Promise.all(removed.map((p) => removeArtifact(p)));
   return removed;
 }

@@ -1,6 +1,7 @@
 // The virtual machine's shape: machine type and its devices, vCPUs and memory (from the flags or the recipe's
 // resources, capped to what this host can give), and the kernel command line. Plain data in, argument lists out.
 import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { execa } from 'execa';
 import { UsageError } from '../../errors.ts';
@@ -109,17 +110,60 @@ export function parseCpu(text: string, flag: string): number {
 }
 
 /** Physical memory, or the cgroup's limit when that is lower, in MiB. */
+/**
+ * The cgroup v2 directories that bound this process: its own and every ancestor (a limit anywhere above
+ * applies too), from /proc/self/cgroup; just the mount root when that cannot be read.
+ */
+function cgroupDirs(controller?: string): string[] {
+  let rel = '/';
+  try {
+    const text = readFileSync('/proc/self/cgroup', 'utf8');
+    // cgroup v1 (hybrid hosts): "N:memory:/path" under /sys/fs/cgroup/memory; v2: "0::/path".
+    const line = controller ? new RegExp(`^\\d+:(?:[^:]*,)?${controller}(?:,[^:]*)?:(/.*)$`, 'm').exec(text) : null;
+    rel = line?.[1] ?? /^0::(\/.*)$/m.exec(text)?.[1] ?? '/';
+    if (line) return ancestors(rel).map((p) => `/sys/fs/cgroup/${controller === 'cpu' ? 'cpu,cpuacct' : controller}${p === '/' ? '' : p}`);
+  } catch {
+    // not Linux
+  }
+  return ancestors(rel).map((p) => `/sys/fs/cgroup${p === '/' ? '' : p}`);
+}
+
+function ancestors(rel: string): string[] {
+  const out: string[] = [];
+  for (let p = rel; ; p = p.slice(0, p.lastIndexOf('/')) || '/') {
+    out.push(p);
+    if (p === '/') break;
+  }
+  return out;
+}
+
 export async function hostMemoryMiB(): Promise<number> {
   let bytes = os.totalmem();
-  for (const file of ['/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes']) {
+  for (const file of [...cgroupDirs().map((d) => `${d}/memory.max`), ...cgroupDirs('memory').map((d) => `${d}/memory.limit_in_bytes`)]) {
     const limit = Number((await readFile(file, 'utf8').catch(() => 'max')).trim());
     if (Number.isFinite(limit) && limit > 0 && limit < bytes) bytes = limit;
   }
   return Math.floor(bytes / (1024 * 1024));
 }
 
+/** CPUs this process may use: the affinity mask, bounded by any cgroup `cpu.max` quota (rounded up). */
 export function hostCpus(): number {
-  return os.availableParallelism();
+  let cpus = os.availableParallelism();
+  const v1 = cgroupDirs('cpu').map((d) => [`${d}/cpu.cfs_quota_us`, `${d}/cpu.cfs_period_us`]);
+  for (const [quotaFile, periodFile] of [...cgroupDirs().map((d) => [`${d}/cpu.max`, undefined]), ...v1]) {
+    let text: string;
+    try {
+      text = readFileSync(quotaFile!, 'utf8') + (periodFile ? ` ${readFileSync(periodFile, 'utf8')}` : '');
+    } catch {
+      continue;
+    }
+    const [quota, period] = text.trim().split(/\s+/);
+    if (quota === '-1') continue;
+    if (quota === undefined || quota === 'max' || !period) continue;
+    const limit = Math.max(1, Math.ceil(Number(quota) / Number(period)));
+    if (Number.isFinite(limit) && limit < cpus) cpus = limit;
+  }
+  return cpus;
 }
 
 export interface Resources {

@@ -2,14 +2,14 @@
 // skips the real-mode setup and the decompression of the bzImage — about 0.3 s of every TCG boot here. The
 // vmlinux is extracted once per kernel from the bzImage's payload and cached; when the kernel cannot be booted
 // that way (no PVH, or a compression we do not unpack), the bzImage is used as is.
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type { KernelSpec } from './kernel.ts';
+import { installArtifact, sourceDigest, usableArtifact } from './seal.ts';
 
 const LZ4_LEGACY_MAGIC = 0x184c2102;
 /** The legacy frame's fixed block size: no block decompresses to more. */
@@ -139,7 +139,7 @@ export type PvhOutcome = { path: string; extracted: boolean } | { path: null; re
 /**
  * The cached vmlinux for this kernel, extracted when missing; or why the kernel is booted as a bzImage.
  */
-export async function pvhKernel(kernel: KernelSpec, cacheDir: string): Promise<PvhOutcome> {
+export async function pvhKernel(kernel: KernelSpec, artifactDir: string, log: (line: string) => void = () => undefined): Promise<PvhOutcome> {
   const config = await kernelConfig(kernel);
   if (config === undefined) return { path: null, reason: 'no kernel config found to confirm CONFIG_PVH' };
   if (!/^CONFIG_PVH=y$/m.test(config)) return { path: null, reason: 'the kernel is built without CONFIG_PVH' };
@@ -147,11 +147,11 @@ export async function pvhKernel(kernel: KernelSpec, cacheDir: string): Promise<P
   if (payload === undefined) return { path: null, reason: 'the image has no payload header (boot protocol < 2.08)' };
   if (payload.format === 'other') return { path: null, reason: 'the kernel is compressed with a method not unpacked here (only gzip and lz4)' };
 
-  const st = await stat(kernel.image);
-  const key = createHash('sha256').update(`${kernel.image}\0${st.size}\0${Math.floor(st.mtimeMs)}\0${kernel.release}`).digest('hex').slice(0, 24);
-  const dir = join(cacheDir, 'qemu', 'kernels');
+  // Keyed by the bzImage's content: a kernel replaced in place (even with its old mtime) is extracted again.
+  const key = (await sourceDigest(artifactDir, kernel.image)).slice(0, 24);
+  const dir = join(artifactDir, 'kernels');
   const path = join(dir, `vmlinux-${kernel.release}-${key}`);
-  if ((await stat(path).catch(() => undefined))?.isFile()) return { path, extracted: false };
+  if (await usableArtifact(path, 'PVH kernel', log)) return { path, extracted: false };
   await mkdir(dir, { recursive: true });
   const temp = `${path}.${process.pid}.tmp`;
   try {
@@ -172,7 +172,7 @@ export async function pvhKernel(kernel: KernelSpec, cacheDir: string): Promise<P
     await fh.read(magic, 0, 4, 0);
     await fh.close();
     if (magic.toString('latin1') !== '\x7fELF') return { path: null, reason: `the payload of ${basename(kernel.image)} is not an ELF image` };
-    await rename(temp, path);
+    await installArtifact(temp, path);
   } finally {
     await rm(temp, { force: true });
   }

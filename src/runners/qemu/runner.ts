@@ -4,26 +4,31 @@
 // the workspace in; run() executes steps over the build channel; terminate() powers the VM off and removes
 // every temp file. The control channel stays available to other features (observability) via control().
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { chmod, type FileHandle, mkdtemp, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import net from 'node:net';
 import os from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { resolveInside } from '../../archive/safe-extract.ts';
 import { BuilderError, errorMessage } from '../../errors.ts';
-import { ensureBaseInitramfs, type InitramfsFile } from '../../initramfs/base.ts';
+import type { InitramfsFile } from '../../initramfs/base.ts';
 import { collectGuestObservability } from '../../observe/collect.ts';
 import type { ObservableRunner } from '../../observe/observable.ts';
 import type { ObservabilityResult } from '../../observe/recording.ts';
 import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../runner.ts';
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
-import { type BootedVm, bootVm, consoleTail } from './boot.ts';
+import { ALLOW_LIST_GATEWAY, type BootedVm, bootVm, consoleTail, type GuestForward } from './boot.ts';
 import { ensureRootImage } from './disk.ts';
-import { destroyFile, moduleArchive, runArchive, writeRunInitrd } from './inject.ts';
+import { anonymousRunInitrd, moduleArchive, runArchive, wipeAndClose } from './inject.ts';
 import { type KernelEnvironment, type KernelSpec, locateKernel, moduleLoadOrder } from './kernel.ts';
 import { generateRunKeys, opensshPrivateKey, publicKeyBlob, type RunKeys, wipeKeys } from './keys.ts';
 import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, type MachineType, parseMemory, resolveResources } from './machine.ts';
 import { findQemuTools } from './process.ts';
 import { pvhKernel } from './pvh.ts';
+import { ensureSealedBaseInitramfs, openArtifactDir, refuseSandboxWritable } from './seal.ts';
 import { SshConnection } from './ssh.ts';
 import { processAlive } from '../../os/process.ts';
 import { packDirectory, packEntries } from './workspace.ts';
@@ -50,10 +55,15 @@ export interface QemuRunnerOptions {
   /** --cpu / --memory: explicit sizes (an error when larger than the host); else package.resources, capped. */
   cpu?: string;
   memory?: string;
+  /** --cpumodel: qemu's -cpu model (default: host with KVM, max with TCG). */
+  cpuModel?: string;
   /** --vm-boot-timeout, in ms. */
   bootTimeoutMs?: number;
-  /** The builder cache dir (base initramfs, module archives, disk images, the KVM probe verdict). */
-  cacheDir: string;
+  /**
+   * The sealed VM artifact directory (base initramfs, module archives, PVH kernels, disk images, the KVM
+   * probe verdict): never bound into any sandbox, so never under --cache-dir (refused when it overlaps).
+   */
+  artifactDir: string;
   debug?: boolean;
   log?: (line: string) => void;
   /** Aborts start() (and with it any boot in progress); e.g. Ctrl-C. */
@@ -151,6 +161,33 @@ function diskHeadroom(disk: string | undefined): number | undefined {
   return parseMemory(disk, 'package.resources.disk') * 1024 * 1024;
 }
 
+/** Run by the user-mode network for each allowed connection. */
+const FORWARDER = fileURLToPath(new URL('./forward.ts', import.meta.url));
+
+/**
+ * The guest-side destinations of --network-allow, enforced at connect time (restrict=on plus one forward per
+ * destination) when the user-mode network can forward every one of them: the gateway 10.0.2.2, i.e. services
+ * on the host's loopback. Otherwise undefined: the network stays open and the list is judged after the build.
+ */
+async function guestForwards(allow: { host: string; port: number }[], log: (line: string) => void): Promise<GuestForward[] | undefined> {
+  const forwards: GuestForward[] = [];
+  const unforwardable: string[] = [];
+  for (const rule of allow) {
+    const addrs = net.isIP(rule.host) ? [rule.host] : (await lookup(rule.host, { all: true }).catch(() => [])).map((a) => a.address);
+    for (const addr of addrs) {
+      // The user-mode network forwards only addresses of its own subnet; of those only the gateway (the
+      // host's loopback) leads anywhere.
+      if (addr === '10.0.2.2') forwards.push({ addr, port: rule.port, hostAddr: '127.0.0.1' });
+      else unforwardable.push(`${rule.host}:${rule.port}`);
+    }
+  }
+  if (unforwardable.length > 0) {
+    log(`network: ${[...new Set(unforwardable)].join(', ')} cannot be forwarded by the VM's user-mode network, so --network-allow is checked after the build rather than at connect time`);
+    return undefined;
+  }
+  return forwards;
+}
+
 /** Removes private temp dirs left by builder processes that no longer exist (killed outright). */
 async function sweepStaleTempDirs(parent: string): Promise<void> {
   const uid = process.getuid?.();
@@ -184,7 +221,8 @@ export class QemuRunner implements Runner, ObservableRunner {
   #running: Running | undefined;
   #workDir: string | undefined;
   #keys: RunKeys | undefined;
-  #initrd: string | undefined;
+  /** The nameless initrd holding the run's host key, open until the guest has it in memory. */
+  #initrd: FileHandle | undefined;
   #vm: BootedVm | undefined;
   #connections: SshConnection[] = [];
   #timings: StartTimings | undefined;
@@ -264,6 +302,13 @@ export class QemuRunner implements Runner, ObservableRunner {
     if (pod.mounts.length > 0) {
       throw new BuilderError(`${pod.packageName}: the qemu runner cannot share extra host directories with the VM (${pod.mounts.map((m) => m.target).join(', ')})`);
     }
+    // Nothing a sandbox can write is ever booted: the artifact store is apart from the melange cache, and
+    // user-given boot files must not lie inside it either.
+    const sandboxWritable = [pod.cacheDir];
+    await openArtifactDir(o.artifactDir, sandboxWritable);
+    await refuseSandboxWritable(kernel.image, '--kernel', sandboxWritable);
+    await refuseSandboxWritable(kernel.modulesDir, '--kernel-modules', sandboxWritable);
+    if (givenInitramfs !== undefined) await refuseSandboxWritable(givenInitramfs, o.initramfs !== undefined ? '--initramfs' : 'QEMU_BASE_INITRAMFS', sandboxWritable);
     const machine = o.machine ?? 'q35';
     const resources = resolveResources({
       cpuFlag: o.cpu,
@@ -278,27 +323,25 @@ export class QemuRunner implements Runner, ObservableRunner {
       this.#log('microvm: could not determine the host TSC rate; boots may hang (the retry covers some)');
     }
     const layout = machineLayout(machine, tscKhz);
-    const accel = await chooseAccelerator({ requested: o.accel ?? 'auto', tools, kernel: kernel.image, machine, cacheDir: o.cacheDir, log: this.#log, signal });
+    const forwards = pod.network && pod.networkAllow?.length ? await guestForwards(pod.networkAllow, this.#log) : undefined;
+    const allowed = forwards ? { forwards, command: [process.execPath, FORWARDER] } : undefined;
+    const accel = await chooseAccelerator({ requested: o.accel ?? 'auto', tools, kernel: kernel.image, machine, artifactDir: o.artifactDir, log: this.#log, signal });
     signal.throwIfAborted();
 
     const tempParent = o.tempDir ?? os.tmpdir();
     await sweepStaleTempDirs(tempParent);
     this.#workDir = await mkdtemp(join(tempParent, `builder-qemu-${process.pid}-`));
+    process.on('exit', this.#onExit);
     await chmod(this.#workDir, 0o700);
 
     // Settled together, so that nothing is still writing into the cache when a failure is reported.
     const prepared = await Promise.allSettled([
-      givenInitramfs !== undefined
-        ? Promise.resolve(givenInitramfs)
-        : ensureBaseInitramfs({ cacheDir: o.cacheDir, log: this.#log, signal, files: o.initramfsFiles, packages: o.initramfsPackages }).then((b) => {
-            if (!b.cached) this.#log(`base initramfs built: ${b.path}`);
-            return b.path;
-          }),
+      givenInitramfs !== undefined ? Promise.resolve(givenInitramfs) : ensureSealedBaseInitramfs({ cacheDir: o.artifactDir, log: this.#log, signal, files: o.initramfsFiles, packages: o.initramfsPackages }).then((b) => b.path),
       (async () => {
         const order = await moduleLoadOrder(kernel, layout.modules, signal);
-        return moduleArchive(kernel, order, o.cacheDir);
+        return moduleArchive(kernel, order, o.artifactDir, this.#log);
       })(),
-      ensureRootImage({ root: rootDir, cacheDir: o.cacheDir, headroomBytes: headroom, log: this.#log, signal }),
+      ensureRootImage({ root: rootDir, artifactDir: o.artifactDir, headroomBytes: headroom, log: this.#log, signal }),
       this.#bootKernel(kernel),
     ] as const);
     const failedPrep = prepared.find((p) => p.status === 'rejected');
@@ -308,9 +351,9 @@ export class QemuRunner implements Runner, ObservableRunner {
     const t1 = performance.now();
 
     this.#keys = generateRunKeys();
-    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network });
-    this.#initrd = join(this.#workDir, 'initrd.img');
-    await writeRunInitrd(this.#initrd, base, modulesFragment, run);
+    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
+    this.#initrd = await anonymousRunInitrd(this.#workDir, base, modulesFragment, run);
+    run.fill(0);
     const t2 = performance.now();
 
     const plan = {
@@ -319,11 +362,14 @@ export class QemuRunner implements Runner, ObservableRunner {
       layout,
       resources,
       kernel: bootKernel,
-      initrd: this.#initrd,
+      // QEMU opens our descriptor's magic link: a file nobody else can name.
+      initrd: `/proc/${process.pid}/fd/${this.#initrd.fd}`,
       rootImage: image.path,
       network: pod.network,
+      ...(allowed ? { allowed } : {}),
       kernelArgs: o.kernelArgs ?? [],
       workDir: this.#workDir,
+      ...(o.cpuModel ? { cpuModel: o.cpuModel } : {}),
     };
     this.#log(`booting ${machine} VM (${accel}, ${resources.cpus} vCPU, ${resources.memoryMiB} MiB, kernel ${kernel.release})`);
     const vm = await bootVm(plan, { timeoutMs: o.bootTimeoutMs ?? DEFAULT_BOOT_TIMEOUT_MS, fastBootArgs: FAST_BOOT_ARGS, log: this.#log, signal });
@@ -351,8 +397,9 @@ export class QemuRunner implements Runner, ObservableRunner {
         throw err;
       });
       // The guest has unpacked the initrd into its memory; the copy with the host key has done its job.
-      await destroyFile(this.#initrd);
+      const initrd = this.#initrd;
       this.#initrd = undefined;
+      await wipeAndClose(initrd);
       t4 = performance.now();
 
       // The workspace goes in while the build channel is still shaking hands.
@@ -385,7 +432,7 @@ export class QemuRunner implements Runner, ObservableRunner {
   /** The vmlinux to boot through PVH, or the bzImage (with the reason logged). */
   async #bootKernel(kernel: KernelSpec): Promise<string> {
     if (this.#options.pvh === false) return kernel.image;
-    const outcome = await pvhKernel(kernel, this.#options.cacheDir);
+    const outcome = await pvhKernel(kernel, this.#options.artifactDir, this.#log);
     if (outcome.path === null) {
       this.#log(`kernel: booting the bzImage (${outcome.reason})`);
       return kernel.image;
@@ -432,7 +479,12 @@ export class QemuRunner implements Runner, ObservableRunner {
         await this.#killStep(id);
         throw new BuilderError(`${pkg}: command aborted: ${argv.join(' ')}`, { cause: signal.reason });
       }
-      throw err;
+      // The channel failed under the step (e.g. the keepalives went unanswered): say what the guest last said.
+      const tail = this.#vm ? await consoleTail(this.#vm.consoleLog) : [];
+      throw new BuilderError(`${pkg}: the VM stopped answering while running ${JSON.stringify(argv[0])} (${errorMessage(err)})`, {
+        details: tail.length > 0 ? ['last lines of the guest console:', ...tail.map((l) => `  ${l}`)] : ['the guest console is empty'],
+        cause: err,
+      });
     }
     if (result.code !== null) return result.code;
     if (result.signal !== null) return 128 + (SIGNALS[result.signal] ?? 0);
@@ -549,6 +601,22 @@ export class QemuRunner implements Runner, ObservableRunner {
     this.#state = 'idle';
   }
 
+  /**
+   * process.exit() (a second Ctrl-C) runs no asynchronous cleanup: the VM is killed and the temp dir removed
+   * synchronously. QEMU would die with us anyway (--pdeathsig); the nameless initrd needs nothing.
+   */
+  readonly #onExit = (): void => {
+    const pid = this.#vm?.process.pid;
+    if (pid !== undefined && pid > 0 && !this.#vm?.process.hasExited()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    if (this.#workDir) rmSync(this.#workDir, { recursive: true, force: true });
+  };
+
   async #teardown(): Promise<void> {
     const vm = this.#vm;
     const control = this.#running?.control;
@@ -570,10 +638,12 @@ export class QemuRunner implements Runner, ObservableRunner {
     }
     this.#running = undefined;
     this.#vm = undefined;
-    if (this.#initrd) await destroyFile(this.#initrd);
+    const initrd = this.#initrd;
     this.#initrd = undefined;
+    if (initrd) await wipeAndClose(initrd);
     if (this.#workDir) await rm(this.#workDir, { recursive: true, force: true });
     this.#workDir = undefined;
+    process.off('exit', this.#onExit);
     if (this.#keys) wipeKeys(this.#keys);
     this.#keys = undefined;
   }

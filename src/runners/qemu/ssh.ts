@@ -172,6 +172,10 @@ export class SshConnection {
         username: options.username,
         privateKey: options.privateKey,
         readyTimeout: options.readyTimeoutMs,
+        // A guest that stops answering (hung kernel, wedged link) fails the connection within ~60 s instead of
+        // leaving a step waiting forever; a busy TCG guest still answers keepalives well inside 10 s.
+        keepaliveInterval: 10_000,
+        keepaliveCountMax: 6,
         // chacha20-poly1305 moved twice the data per second of AES-CTR + HMAC through dropbear under TCG
         // (docs/qemu-runner.md); the guest's crypto, not the host's, is the bottleneck.
         algorithms: {

@@ -57,7 +57,7 @@ async function buildWith(name: string, runner: Runner, root: string, recipeFile:
 }
 
 async function qemuRunner(log: string[]): Promise<QemuRunner> {
-  return new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, log: (l) => log.push(l) });
+  return new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000, log: (l) => log.push(l) });
 }
 
 describe('builds with --runner qemu', () => {

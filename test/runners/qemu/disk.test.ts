@@ -40,16 +40,16 @@ describe('ensureRootImage', () => {
   it('makes an ext4 image holding the tree, then reuses it', async () => {
     const cacheDir = path.join(dir, 'cache');
     const logs: string[] = [];
-    const first = await ensureRootImage({ root, cacheDir, headroomBytes: 64 * 1024 * 1024, log: (l) => logs.push(l) });
+    const first = await ensureRootImage({ root, artifactDir: cacheDir, headroomBytes: 64 * 1024 * 1024, log: (l) => logs.push(l) });
     expect(first.cached).toBe(false);
     expect(logs.join('\n')).toMatch(/mkfs\.ext4/);
     const cat = await execa('debugfs', ['-R', 'cat /etc/os-release', first.path]);
     expect(cat.stdout).toContain('ID=disk-test-2');
     const link = await execa('debugfs', ['-R', 'stat /bin', first.path]);
     expect(link.stdout).toMatch(/Fast link dest: "usr\/bin"/);
-    const again = await ensureRootImage({ root, cacheDir, headroomBytes: 64 * 1024 * 1024, log: (l) => logs.push(l) });
+    const again = await ensureRootImage({ root, artifactDir: cacheDir, headroomBytes: 64 * 1024 * 1024, log: (l) => logs.push(l) });
     expect(again).toEqual({ ...first, cached: true });
-    expect(await readdir(path.join(cacheDir, 'qemu/disks'))).toEqual([path.basename(first.path)]);
+    expect((await readdir(path.join(cacheDir, 'disks'))).sort()).toEqual([path.basename(first.path), `${path.basename(first.path)}.seal.json`]);
   });
 
   it('keeps only the most recently used images', async () => {
@@ -58,11 +58,19 @@ describe('ensureRootImage', () => {
     for (let i = 0; i < 4; i++) {
       const file = path.join(disks, `root-${'a'.repeat(31)}${i}-100M.ext4`);
       await writeFile(file, '');
-      await utimes(file, new Date(1_000_000 * (i + 1)), new Date(1_000_000 * (i + 1)));
+      // The last use is the seal record's mtime (the image's own inode stays as recorded).
+      await writeFile(`${file}.seal.json`, '{}');
+      await utimes(`${file}.seal.json`, new Date(1_000_000 * (i + 1)), new Date(1_000_000 * (i + 1)));
     }
     await writeFile(path.join(disks, 'unrelated.txt'), '');
     const removed = await pruneImages(disks, 2);
     expect(removed.map((p) => path.basename(p)).sort()).toEqual([`root-${'a'.repeat(31)}0-100M.ext4`, `root-${'a'.repeat(31)}1-100M.ext4`]);
-    expect((await readdir(disks)).sort()).toEqual([`root-${'a'.repeat(31)}2-100M.ext4`, `root-${'a'.repeat(31)}3-100M.ext4`, 'unrelated.txt']);
+    expect((await readdir(disks)).sort()).toEqual([
+      `root-${'a'.repeat(31)}2-100M.ext4`,
+      `root-${'a'.repeat(31)}2-100M.ext4.seal.json`,
+      `root-${'a'.repeat(31)}3-100M.ext4`,
+      `root-${'a'.repeat(31)}3-100M.ext4.seal.json`,
+      'unrelated.txt',
+    ]);
   });
 });

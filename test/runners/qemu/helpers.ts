@@ -7,13 +7,13 @@ import { appendFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, 
 import os from 'node:os';
 import path from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { ensureBaseInitramfs } from '../../../src/initramfs/base.ts';
+import { ensureSealedBaseInitramfs } from '../../../src/runners/qemu/seal.ts';
 import { readCpio } from '../../../src/initramfs/cpio.ts';
 import type { PodConfig } from '../../../src/runners/runner.ts';
 import { podConfig } from '../helpers.ts';
 
 /** Kept between runs (like the kernel): the base initramfs, module archives and root disk images. */
-export const SHARED_CACHE = process.env.BUILDER_TEST_QEMU_CACHE ?? '/var/tmp/builder-test-qemu/cache';
+export const SHARED_CACHE = process.env.BUILDER_TEST_QEMU_CACHE ?? '/var/tmp/builder-test-qemu/artifacts';
 const SHARED_ROOTS = process.env.BUILDER_TEST_QEMU_ROOTS ?? '/var/tmp/builder-test-qemu/roots';
 const KERNEL_CACHE = '/var/tmp/builder-kernel';
 
@@ -73,7 +73,7 @@ async function withLock<T>(lockFile: string, work: () => Promise<T>): Promise<T>
 
 /** A minimal root: static busybox (taken from the base initramfs) as sh and friends, an os-release. */
 export async function tinyRoot(dir: string): Promise<string> {
-  const base = await withLock(path.join(SHARED_CACHE, '.initramfs.lock'), () => ensureBaseInitramfs({ cacheDir: SHARED_CACHE }));
+  const base = await withLock(path.join(SHARED_CACHE, '.initramfs.lock'), () => ensureSealedBaseInitramfs({ cacheDir: SHARED_CACHE }));
   const root = path.join(dir, 'root');
   await mkdir(path.join(root, 'bin'), { recursive: true });
   for (const d of ['etc', 'home/build', 'tmp', 'usr/bin']) await mkdir(path.join(root, d), { recursive: true });

@@ -3,7 +3,7 @@
 // with no QEMU process and no temp file left.
 import { execa, type ResultPromise } from 'execa';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -43,7 +43,20 @@ async function freshTemp(name: string): Promise<string> {
 }
 
 function runnerWith(tempDir: string, extra: Partial<QemuRunnerOptions>, logs: string[] = []): QemuRunner {
-  return new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(kernel), tempDir, log: (l) => logs.push(l), ...extra });
+  return new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(kernel), tempDir, log: (l) => logs.push(l), ...extra });
+}
+
+/** Live (not zombie: this machine's init reaps late) processes whose command line mentions `marker`. */
+async function liveProcessesMentioning(marker: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'latin1').catch(() => '');
+    if (/\) Z /.test(stat)) continue;
+    const cmdline = (await readFile(`/proc/${name}/cmdline`, 'latin1').catch(() => '')).replaceAll('\0', ' ');
+    if (cmdline.includes(marker)) found.push(`${name}: ${cmdline}`);
+  }
+  return found;
 }
 
 async function expectNothingLeft(tempDir: string): Promise<void> {
@@ -221,7 +234,7 @@ describe('bad input is refused before anything starts', () => {
 describe('Ctrl-C', () => {
   const script = fileURLToPath(new URL('./fixtures/interrupted-build.ts', import.meta.url));
 
-  async function interrupt(name: string, when: (line: string, temp: string) => Promise<boolean>): Promise<{ output: string; temp: string }> {
+  async function interrupt(name: string, when: (line: string, temp: string) => Promise<boolean>, signals = 1): Promise<{ output: string; temp: string }> {
     const temp = await freshTemp(name);
     const child: ResultPromise = execa('node', [script, root, workspace, SHARED_CACHE], {
       env: { ...kernelEnv(kernel), TMPDIR: temp },
@@ -232,11 +245,19 @@ describe('Ctrl-C', () => {
     });
     let output = '';
     let sent = false;
+    // One check at a time: two overlapping checks could both send, and a second SIGINT means "exit at once".
+    let checking = false;
     const onLine = async (text: string): Promise<void> => {
       output += text;
-      if (!sent && (await when(output, temp))) {
-        sent = true;
-        child.kill('SIGINT');
+      if (sent || checking) return;
+      checking = true;
+      try {
+        if (await when(output, temp)) {
+          sent = true;
+          for (let i = 0; i < signals; i++) child.kill('SIGINT');
+        }
+      } finally {
+        checking = false;
       }
     };
     child.stdout?.on('data', (c: Buffer) => void onLine(c.toString()));
@@ -252,12 +273,38 @@ describe('Ctrl-C', () => {
     return { output, temp };
   }
 
-  it('during boot leaves no QEMU process and no temp files', async () => {
-    const { output, temp } = await interrupt('sigint-boot', async (_out, t) => (await qemuProcessesMentioning(t)).length > 0);
-    expect(output).toMatch(/phase: starting/);
-    expect(output).not.toMatch(/phase: started/);
-    expect(output).toMatch(/phase: terminated/);
+  // Every moment of a start: before QEMU exists, as it is spawned, early in its boot, late in it (the SSH
+  // handshakes and the upload), then during a step. Each leaves no live process and nothing in TMPDIR.
+  let qemuSeen = 0;
+  const moments: [string, (out: string, temp: string) => Promise<boolean>][] = [
+    ['while preparing', async (out) => out.includes('phase: starting')],
+    ['as QEMU is spawned', async (out) => out.includes('log: booting')],
+    ['early in the boot', async (_out, t) => (await qemuProcessesMentioning(t)).length > 0],
+    [
+      'late in the boot',
+      async (_out, t) => {
+        if ((await qemuProcessesMentioning(t)).length === 0) return false;
+        qemuSeen ||= performance.now();
+        return performance.now() - qemuSeen > 2500;
+      },
+    ],
+  ];
+  for (const [moment, when] of moments) {
+    it(`${moment} leaves no process and no temp files`, async () => {
+      qemuSeen = 0;
+      const { output, temp } = await interrupt(`sigint-${moment.replaceAll(' ', '-')}`, when);
+      expect(output).toMatch(/phase: starting/);
+      expect(output).toMatch(/phase: terminated/);
+      await expectNothingLeft(temp);
+      expect(await liveProcessesMentioning(temp)).toEqual([]);
+    });
+  }
+
+  it('twice (exit at once) during the boot still leaves no process and no temp files', async () => {
+    const { output, temp } = await interrupt('sigint-twice', async (_out, t) => (await qemuProcessesMentioning(t)).length > 0, 2);
+    expect(output).not.toMatch(/phase: terminated/);
     await expectNothingLeft(temp);
+    expect(await liveProcessesMentioning(temp)).toEqual([]);
   });
 
   it('during a step leaves no QEMU process and no temp files', async () => {

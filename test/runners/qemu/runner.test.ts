@@ -50,7 +50,7 @@ describe('QemuRunner in a real VM', () => {
     await writeFile(path.join(workspace, 'src/script.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
     const root = await tinyRoot(dir);
     const kernel = await testKernel();
-    runner = new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(kernel), accel: 'auto', bootTimeoutMs: 120_000, tempDir: tempParent, log: (l) => logs.push(l) });
+    runner = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(kernel), accel: 'auto', bootTimeoutMs: 120_000, tempDir: tempParent, log: (l) => logs.push(l) });
     await runner.start(podFor(root, workspace));
   });
 

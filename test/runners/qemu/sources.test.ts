@@ -57,7 +57,7 @@ describe('a VM build with fetched sources', () => {
       recipeFile: recipe,
       arch: 'x86_64',
       runner: 'qemu',
-      runners: [new QemuRunner({ cacheDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 })],
+      runners: [new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 })],
       environmentProvider: {
         name: 'dir',
         prepare: async () => ({ description: `dir:${root}`, mounts: [{ source: root, target: '/', readonly: true }], directory: root, release: async () => undefined }),
