@@ -5,7 +5,6 @@ import { prepareSources } from '../sources/prepare.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
-import { tmpdir } from 'node:os';
 import type { EnvironmentProvider } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
@@ -132,7 +131,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
     packageName: main.name,
     arch: plan.arch,
     // The recipe itself is not a source: its steps are judged one by one by the journal.
-    sources: await sourcesDigest(plan, sourceDir, [...exclude, resolve(options.workspaceDir ?? tmpdir()), recipeFile]),
+    sources: await sourcesDigest(plan, sourceDir, [...exclude, ...(options.workspaceDir ? [resolve(options.workspaceDir)] : []), recipeFile]),
   };
   const kept = options.resume ? await findResumable(options.resume, identity, options.workspaceDir, options.progress) : undefined;
 
