@@ -6,8 +6,8 @@ import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PlainRenderer } from '../../src/build/progress.ts';
 import { buildReproducibly } from '../../src/build/reproducible.ts';
-import type { EnvironmentProvider } from '../../src/environment/provider.ts';
 import { QemuRunner } from '../../src/runners/qemu/runner.ts';
+import { buildOptions } from './helpers.ts';
 import { kernelEnv, makeTempDir, SHARED_CACHE, testKernel, tinyRoot } from '../runners/qemu/helpers.ts';
 
 let dir: string;
@@ -22,30 +22,13 @@ describe('--verify-reproducible with the QEMU runner', () => {
   it('moves the observability report into the out dir with the packages', async () => {
     const root = await tinyRoot(dir);
     await symlink('busybox', path.join(root, 'bin', 'tar'));
-    const provider: EnvironmentProvider = {
-      name: 'dir',
-      prepare: async () => ({ description: `dir:${root}`, mounts: [{ source: root, target: '/', readonly: true }], directory: root, release: async () => undefined }),
-    };
     const src = path.join(dir, 'src');
     await mkdir(src);
     const file = path.join(src, 'twice.yaml');
     await writeFile(file, 'package: {name: twice, version: "1.0", copyright: [{license: MIT}]}\npipeline:\n  - runs: echo data > "${{targets.destdir}}/data"\n');
+    const runner = new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 });
+    const result = await buildReproducibly(buildOptions({ dir, out: 'out', root, runner, recipeFile: file, progress: new PlainRenderer(new PassThrough()) }));
     const out = path.join(dir, 'out');
-    const result = await buildReproducibly({
-      recipeFile: file,
-      arch: 'x86_64',
-      runner: 'qemu',
-      runners: [new QemuRunner({ artifactDir: SHARED_CACHE, env: kernelEnv(await testKernel()), bootTimeoutMs: 120_000 })],
-      environmentProvider: provider,
-      outDir: out,
-      cacheDir: path.join(dir, 'cache'),
-      workspaceDir: path.join(dir, 'workspaces'),
-      sourceDateEpoch: 1_700_000_000,
-      debug: false,
-      generateIndex: false,
-      keepWorkspace: false,
-      progress: new PlainRenderer(new PassThrough()),
-    });
     const report = result.observability?.reportPath;
     expect(report).toBe(path.join(out, 'x86_64', path.basename(report ?? 'none')));
     expect((await stat(report!)).isFile()).toBe(true);

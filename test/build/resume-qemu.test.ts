@@ -5,12 +5,12 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readApkHead } from '../../src/apk/reader.ts';
-import { build, BuildFailedError, type BuildOptions } from '../../src/build/build.ts';
+import { build, BuildFailedError } from '../../src/build/build.ts';
 import { PlainRenderer } from '../../src/build/progress.ts';
-import type { EnvironmentProvider } from '../../src/environment/provider.ts';
 import { BubblewrapRunner } from '../../src/runners/bubblewrap.ts';
 import { QemuRunner } from '../../src/runners/qemu/runner.ts';
 import type { Runner } from '../../src/runners/runner.ts';
+import { buildOptions } from './helpers.ts';
 import { kernelEnv, makeTempDir, SHARED_CACHE, testKernel, tinyRoot } from '../runners/qemu/helpers.ts';
 
 let dir: string;
@@ -20,13 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-function dirProvider(root: string): EnvironmentProvider {
-  return {
-    name: 'dir',
-    prepare: async () => ({ description: `dir:${root}`, digest: 'a'.repeat(64), mounts: [{ source: root, target: '/', readonly: true }], directory: root, release: async () => undefined }),
-  };
-}
 
 const recipe = (last: string) => `package: {name: vmresume, version: "1.0", copyright: [{license: MIT}]}
 pipeline:
@@ -41,22 +34,7 @@ pipeline:
 async function run(runner: Runner, root: string, recipeFile: string, out: string, log: string[], resume?: string) {
   const progressOut = new PassThrough();
   progressOut.on('data', (c: Buffer) => log.push(...c.toString().split('\n').filter((l) => l !== '')));
-  const options: BuildOptions = {
-    recipeFile,
-    arch: 'x86_64',
-    runner: runner.name,
-    runners: [runner],
-    environmentProvider: dirProvider(root),
-    outDir: path.join(dir, out),
-    cacheDir: path.join(dir, 'cache'),
-    workspaceDir: path.join(dir, 'workspaces'),
-    sourceDateEpoch: 1_700_000_000,
-    debug: false,
-    generateIndex: false,
-    keepWorkspace: false,
-    progress: new PlainRenderer(progressOut),
-    ...(resume ? { resume } : {}),
-  };
+  const options = { ...buildOptions({ dir, out, root, runner, recipeFile, progress: new PlainRenderer(progressOut) }), ...(resume ? { resume } : {}) };
   return build(options);
 }
 
