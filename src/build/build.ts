@@ -1,28 +1,34 @@
 // One build, end to end: recipe → compiled plan → build root → runner → workspace → packages → index.
 // Each stage is owned by its own module; this file only sequences them and guarantees cleanup.
 import { access, constants, mkdir } from 'node:fs/promises';
-import { type PreparedSource, prepareSources } from '../sources/prepare.ts';
+import { prepareSources } from '../sources/prepare.ts';
 import { basename, dirname, join, resolve } from 'node:path';
 import { loadSigningKey } from '../apk/keys.ts';
 import { updateApkIndex } from '../apk/index.ts';
-import type { EnvironmentProvider, PreparedRoot } from '../environment/provider.ts';
+import type { EnvironmentProvider } from '../environment/provider.ts';
 import { BuilderError, errorMessage } from '../errors.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
 import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
-import type { ProgressRenderer, Task } from './progress.ts';
-import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
+import { newJournal, ResumeError } from './journal.ts';
+import type { ProgressRenderer } from './progress.ts';
+import { findResumable, type ResumeRequest, resumeSteps, sourcesDigest } from './resume.ts';
+import { runSteps } from './run-steps.ts';
+import { sessionTimeout, withSession } from './session.ts';
+import { openShell } from './shell.ts';
+import { planSteps, podConfig, retrieveWholeWorkspace, retrieveWorkspace, rootSpec } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { applyRunLimits, compileRunPlan, type RunLimits } from './run-plan.ts';
 import { newInvocationId, writeProvenance } from './provenance.ts';
-import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
+import { createWorkspace, defaultSourceDir, openWorkspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
 import { NO_NETWORK, type NetworkPolicy } from '../observe/policy.ts';
 import { isObservableRunner } from '../observe/observable.ts';
 import { checkObservabilitySupport, type ObservabilityOutcome, observeBuild } from '../observe/stage.ts';
 
 export type { BuiltPackage } from './package.ts';
+export { BuildFailedError } from './session.ts';
 
 /** What every command that runs a recipe in a sandbox (`build`, `test`) is given. */
 export interface SandboxRunOptions {
@@ -56,6 +62,8 @@ export interface SandboxRunOptions {
   limits?: RunLimits;
   progress: ProgressRenderer;
   signal?: AbortSignal;
+  /** `-i`: on a failed step, a shell in its sandbox on the terminal (when there is one). */
+  interactive?: boolean;
 }
 
 export interface BuildOptions extends SandboxRunOptions {
@@ -81,6 +89,8 @@ export interface BuildOptions extends SandboxRunOptions {
   recipe?: { repositoryUrl?: string; license?: string };
   /** Write `<name>-<version>-r<epoch>.attest.tar.gz` (SLSA provenance) next to each package (`--generate-provenance`). */
   generateProvenance?: boolean;
+  /** `--resume`: continue a failed build's kept workspace, skipping the steps that completed unchanged. */
+  resume?: ResumeRequest;
 }
 
 export interface BuildResult {
@@ -93,20 +103,9 @@ export interface BuildResult {
   workspace?: string;
 }
 
-/** Raised when the build failed after the workspace existed; carries where it was kept. */
-export class BuildFailedError extends BuilderError {
-  override name = 'BuildFailedError';
-  readonly workspace: string | undefined;
-  constructor(cause: unknown, workspace: string | undefined) {
-    const inner = cause instanceof Error ? cause : new Error(String(cause));
-    super(inner.message, { cause: inner, details: cause instanceof BuilderError ? cause.details : [] });
-    this.workspace = workspace;
-  }
-}
-
 export async function build(options: BuildOptions): Promise<BuildResult> {
-  const startedOn = new Date();
   const recipeFile = resolve(options.recipeFile);
+  const startedOn = new Date();
   const plan = options.plan ? applyRunLimits(options.plan, options.limits) : await compileRunPlan(options);
   const main = plan.packages[0]!;
   const env = options.environment ?? {};
@@ -124,173 +123,139 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   const network = options.network ?? NO_NETWORK;
   checkObservabilitySupport(runner, network);
   await mkdir(options.cacheDir, { recursive: true });
+  const sourceDir = options.emptyWorkspace ? undefined : (options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name)));
+  const exclude = [resolve(options.outDir), resolve(options.cacheDir)];
+  const identity = {
+    recipe: recipeFile,
+    outDir: resolve(options.outDir),
+    packageName: main.name,
+    arch: plan.arch,
+    // The recipe itself is not a source: its steps are judged one by one by the journal.
+    sources: await sourcesDigest(plan, sourceDir, [...exclude, ...(options.workspaceDir ? [resolve(options.workspaceDir)] : []), recipeFile]),
+  };
+  const kept = options.resume ? await findResumable(options.resume, identity, options.workspaceDir, options.progress) : undefined;
 
-  // The timeout (--timeout, else package.timeout) bounds the whole build, like Ctrl-C would: steps are killed
-  // and everything cleaned up.
-  const timeoutSeconds = plan.timeout;
-  const timeout = timeoutSeconds ? AbortSignal.timeout(timeoutSeconds * 1000) : undefined;
-  const signals = [options.signal, timeout].filter((x): x is AbortSignal => x !== undefined);
-  const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
-  let workspace: Workspace | undefined;
-  let root: PreparedRoot | undefined;
-  let keep = options.keepWorkspace;
-  let built: BuiltPackage[] = [];
-  let indexPath: string | undefined;
-  let sources: PreparedSource[] = [];
-  let observability: ObservabilityOutcome | undefined;
-  let started = false;
-  let observed = false;
-  let recordFailure: ((details: string[]) => Promise<void>) | undefined;
-  try {
-    workspace = await createWorkspace({
-      parent: options.workspaceDir,
-      packageName: main.name,
-      sourceDir: options.emptyWorkspace ? undefined : (options.sourceDir ?? (await defaultSourceDir(recipeFile, main.name))),
-      exclude: [resolve(options.outDir), resolve(options.cacheDir)],
-      packages: plan.packages.map((p) => p.name),
-    });
-    const ws = workspace;
-    const observe = (log: (line: string) => void) =>
-      observeBuild({
-        runner,
-        policy: network,
-        pkg: { name: main.name, version: main.version, epoch: main.epoch },
-        arch: plan.arch,
-        archDir,
+  // package.timeout bounds the whole build, like Ctrl-C would: every stage is stopped and everything cleaned up.
+  const { value, workspace } = await withSession(
+    { label: main.name, timeout: sessionTimeout(plan.timeout, options.limits?.timeout !== undefined && options.limits.timeout > 0), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+    async (session) => {
+      const signal = session.signal;
+      const freshWorkspace = () =>
+        createWorkspace({ parent: options.workspaceDir, packageName: main.name, sourceDir, exclude, packages: plan.packages.map((p) => p.name) });
+      const ws = await session.useWorkspace(() => (kept ? openWorkspace(kept.root) : freshWorkspace()));
+      const observe = (log: (line: string) => void) =>
+        observeBuild({ runner, policy: network, pkg: { name: main.name, version: main.version, epoch: main.epoch }, arch: plan.arch, archDir, debug: options.debug, log, signal });
+
+      const sources =
+        plan.sources.length > 0
+          ? await session.stage('Fetch sources', (ctx) =>
+              prepareSources(plan, { cacheDir: options.cacheDir, baseDir: dirname(recipeFile), log: (l) => ctx.output(l), signal }),
+            )
+          : (await session.skip('Fetch sources', 'no sources'), []);
+      const root = await session.root('Prepare build root', options.environmentProvider, rootSpec(plan.environment, env, plan.arch), async (r) => {
+        ws.log.write(`# build root: ${r.description}\n`);
+      });
+      const journal = newJournal({ ...identity, root: root.digest ?? root.description });
+      const steps = planSteps(plan.packages.map((p) => ({ packageName: p.name, steps: p.steps })), {
+        baseEnv: { ...options.env, ...plan.environment.env },
+        sourceDateEpoch: options.sourceDateEpoch,
         debug: options.debug,
-        log,
-        signal,
       });
-    recordFailure = async (details: string[]) => {
-      // A failed build is recorded too (a blocked connection is often why it failed); best effort, so the
-      // step's own failure stays the error.
-      try {
-        const outcome = await observe((line) => ws.log.write(`${line}\n`));
-        details.push(...outcome.summary);
-      } catch (err) {
-        details.push(`observability: ${errorMessage(err)}`);
+      let skip = 0;
+      if (kept) {
+        const resumed = resumeSteps(kept, journal, steps);
+        if (resumed.refusal !== undefined && options.resume !== 'auto') throw new ResumeError(`--resume: cannot resume ${kept.root}: ${resumed.refusal}`);
+        const lines = resumed.refusal !== undefined ? [`--resume=auto: not resuming ${kept.root}: ${resumed.refusal}: building from scratch`] : resumed.lines;
+        for (const line of lines) options.progress.note(line);
+        session.workspace.log.write(lines.map((l) => `# ${l}\n`).join(''));
+        if (resumed.refusal === undefined && resumed.skip > 0) skip = resumed.skip;
+        else await session.useWorkspace(freshWorkspace);
       }
-    };
-    const tasks: Task[] = [
-      {
-        title: 'Fetch sources',
-        skip: plan.sources.length > 0 ? undefined : 'no sources',
-        run: async (ctx) => {
-          sources = await prepareSources(plan, { cacheDir: options.cacheDir, baseDir: dirname(recipeFile), log: (l) => ctx.output(l), signal });
-        },
-      },
-      {
-        title: 'Prepare build root',
-        run: async (ctx) => {
-          root = await options.environmentProvider.prepare(
-            rootSpec(plan.environment, env, plan.arch),
-            (line) => ctx.output(line),
-            (line) => ws.log.write(`${line}\n`),
-          );
-          ctx.output(root.description);
-          ws.log.write(`# build root: ${root.description}\n`);
-        },
-      },
-      {
-        title: `Start ${runner.name} sandbox`,
-        run: async (ctx) => {
-          started = true;
-          await runner.start(
-            podConfig({
-              name: main.name,
-              root: root!,
-              workspace: ws,
-              cacheDir: options.cacheDir,
-              runAs: root!.runAs ?? plan.environment.runAs,
-              plan,
-              cacheEntries: plan.sources.map((src) => src.cacheName),
-              network: network.network,
-              networkAllow: network.allow.map((rule) => ({ host: rule.host, port: rule.port })),
-              log: (line) => ctx.output(line),
-            }),
-          );
-        },
-      },
-      ...plan.packages.map((pkg): Task => ({
-        title: `Pipeline: ${pkg.name}`,
-        skip: pkg.steps.length === 0 ? 'no steps' : undefined,
-        subtasks: pkg.steps.map((step, i) => ({
-          title: `${i + 1}/${pkg.steps.length} ${step.name}`,
-          run: (ctx) =>
-            runStep(runner, step, ws, ctx, {
-              packageName: pkg.name,
-              baseEnv: { ...options.env, ...plan.environment.env },
-              sourceDateEpoch: options.sourceDateEpoch,
-              debug: options.debug,
-              signal,
-            }),
-        })),
-      })),
-      {
-        title: 'Package',
-        run: async (ctx) => {
-          await retrieveWorkspace(runner, ws);
-          // Recorded events are read before the VM goes away; a broken network policy fails the build here,
-          // after its report was written.
-          observed = true;
-          observability = await observe((line) => {
-            ws.log.write(`${line}\n`);
-            ctx.output(line);
-          });
-          await runner.terminate();
-          built = await writePackages({
-            plan,
-            treesDir: ws.outDir,
-            archDir,
-            signingKey: key,
-            sourceDateEpoch: options.sourceDateEpoch,
-            namespace: options.namespace ?? 'unknown',
-            stripOriginName: options.stripOriginName ?? false,
-            ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
-            ...(options.recipe ? { recipe: options.recipe } : {}),
-            sources,
-            lint: {
-              settingsFor: (pkg) =>
-                lintSettings({ enabled: pkg.checks.enabled, disabled: pkg.checks.disabled, require: options.lintRequire, warn: options.lintWarn }),
-              persist: options.persistLintResults ?? false,
-            },
-            log: (line) => ctx.output(line),
-          });
-          if (options.generateProvenance) {
-            const recipe = { path: basename(plan.recipeFile), commit: options.gitCommit || main.commit || undefined, ...options.recipe };
-            const input = { plan, recipe, sources, runner: runner.name, namespace: options.namespace ?? 'unknown', startedOn, finishedOn: new Date(), invocationId: newInvocationId() };
-            for (const b of built) ctx.output(await writeProvenance(b.path, input, options.sourceDateEpoch));
-          }
-        },
-      },
-    ];
-    if (options.generateIndex) {
-      tasks.push({
-        title: 'Update APKINDEX',
-        run: async (ctx) => {
-          indexPath = join(archDir, 'APKINDEX.tar.gz');
-          await updateApkIndex({ path: indexPath, add: built.map((b) => b.entry), signingKey: key });
-          ctx.output(indexPath);
-        },
+
+      const pod = podConfig({
+        name: main.name,
+        root,
+        workspace: session.workspace,
+        cacheDir: options.cacheDir,
+        runAs: root.runAs ?? plan.environment.runAs,
+        plan,
+        cacheEntries: plan.sources.map((src) => src.cacheName),
+        network: network.network,
+        networkAllow: network.allow.map((rule) => ({ host: rule.host, port: rule.port })),
       });
-    }
-    await options.progress.run(tasks);
-  } catch (err) {
-    if (workspace && !options.signal?.aborted) keep = true;
-    const timedOut = timeout?.aborted && !options.signal?.aborted;
-    const cause = timedOut ? new BuilderError(`${main.name}: the build exceeded ${options.limits?.timeout ? '--timeout' : 'package.timeout'} (${timeoutSeconds}s)`, { cause: err }) : err;
-    const failure = new BuildFailedError(cause, keep ? workspace?.root : undefined);
-    if (started && !observed && !signal?.aborted && isObservableRunner(runner)) await recordFailure?.(failure.details);
-    throw failure;
-  } finally {
-    await runner.terminate().catch(() => undefined);
-    await root?.release().catch(() => undefined);
-    if (workspace) {
-      if (keep) await workspace.closeLog();
-      else await workspace.remove();
-    }
-  }
-  return { plan, packages: built, indexPath, observability, workspace: keep ? workspace?.root : undefined };
+      await session.sandbox(runner, pod);
+      let observed = false;
+      session.onFailure(async (failure, s) => {
+        if (options.interactive) await openShell(s, runner, options.progress);
+        // A failed build is recorded too (a blocked connection is often why it failed); best effort, so the
+        // step's own failure stays the error.
+        if (!observed && isObservableRunner(runner)) {
+          try {
+            const outcome = await observe((line) => s.workspace.log.write(`${line}\n`));
+            failure.details.push(...outcome.summary);
+          } catch (err) {
+            failure.details.push(`observability: ${errorMessage(err)}`);
+          }
+        }
+        // A VM's workspace lives in the VM: after a failed step it is brought back, so --resume can continue.
+        if (s.failedStep) await retrieveWholeWorkspace(runner, s.workspace).catch((err: unknown) => failure.details.push(`workspace not brought back from the VM: ${errorMessage(err)}`));
+      });
+      await runSteps({
+        session,
+        runner,
+        groups: plan.packages.map((p) => ({ title: `Pipeline: ${p.name}`, steps: steps.filter((s) => s.packageName === p.name) })),
+        journal,
+        skip,
+      });
+
+      let observability: ObservabilityOutcome | undefined;
+      const built = await session.stage('Package', async (ctx) => {
+        await retrieveWorkspace(runner, session.workspace);
+        // Recorded events are read before the VM goes away; a broken network policy fails the build here,
+        // after its report was written.
+        observed = true;
+        observability = await observe((line) => {
+          session.workspace.log.write(`${line}\n`);
+          ctx.output(line);
+        });
+        await runner.terminate();
+        const packages = await writePackages({
+          plan,
+          treesDir: session.workspace.outDir,
+          archDir,
+          signingKey: key,
+          sourceDateEpoch: options.sourceDateEpoch,
+          namespace: options.namespace ?? 'unknown',
+          stripOriginName: options.stripOriginName ?? false,
+          ...(options.gitCommit ? { gitCommit: options.gitCommit } : {}),
+          ...(options.recipe ? { recipe: options.recipe } : {}),
+          sources,
+          lint: {
+            settingsFor: (pkg) =>
+              lintSettings({ enabled: pkg.checks.enabled, disabled: pkg.checks.disabled, require: options.lintRequire, warn: options.lintWarn }),
+            persist: options.persistLintResults ?? false,
+          },
+          log: (line) => ctx.output(line),
+        });
+        if (options.generateProvenance) {
+          const recipe = { path: basename(plan.recipeFile), commit: options.gitCommit || main.commit || undefined, ...options.recipe };
+          const input = { plan, recipe, sources, runner: runner.name, namespace: options.namespace ?? 'unknown', startedOn, finishedOn: new Date(), invocationId: newInvocationId() };
+          for (const b of packages) ctx.output(await writeProvenance(b.path, input, options.sourceDateEpoch));
+        }
+        return packages;
+      });
+      const indexPath = options.generateIndex
+        ? await session.stage('Update APKINDEX', async (ctx) => {
+            const path = join(archDir, 'APKINDEX.tar.gz');
+            await updateApkIndex({ path, add: built.map((b) => b.entry), signingKey: key });
+            ctx.output(path);
+            return path;
+          })
+        : undefined;
+      return { packages: built, indexPath, observability };
+    },
+  );
+  return { plan, ...value, ...(workspace ? { workspace } : {}) };
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

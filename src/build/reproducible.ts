@@ -38,13 +38,21 @@ export async function buildReproducibly(options: BuildOptions): Promise<BuildRes
       if (options.generateProvenance) await moveInto(provenancePath(p.path), provenancePath(final));
       packages.push({ ...p, path: final });
     }
+    // The first build's observability report goes with its packages: the scratch dir is removed below.
+    let observability = first.observability;
+    const report = observability?.reportPath;
+    if (observability && report) {
+      const final = join(archDir, basename(report));
+      await moveInto(report, final);
+      observability = { ...observability, reportPath: final, summary: observability.summary.map((l) => l.replaceAll(report, final)) };
+    }
     let indexPath: string | undefined;
     if (options.generateIndex && packages.length > 0) {
       indexPath = join(archDir, 'APKINDEX.tar.gz');
       const signingKey = options.signingKey ? await loadSigningKey(options.signingKey) : undefined;
       await updateApkIndex({ path: indexPath, add: packages.map((p) => p.entry), signingKey });
     }
-    return { ...first, packages, indexPath };
+    return { ...first, packages, indexPath, ...(observability ? { observability } : {}) };
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }

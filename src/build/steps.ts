@@ -1,13 +1,15 @@
 // Running compiled steps in a started sandbox: shared by `builder build` and `builder test`.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
 import { resolve } from 'node:path';
 import { extractTar } from '../archive/safe-extract.ts';
-import { StepFailedError } from '../errors.ts';
+import { BuilderError, StepFailedError } from '../errors.ts';
 import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
 import type { AccountsSpec, EnvironmentSpec } from '../environment/provider.ts';
 import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
 import { LineSplitter, Tail } from '../text/lines.ts';
+import { type StepIdentity, stepIdentity } from './journal.ts';
 import type { TaskContext } from './progress.ts';
 import type { Workspace } from './workspace.ts';
 
@@ -67,13 +69,10 @@ export function podConfig(o: {
 }
 
 export interface StepContext {
-  /** The package the step belongs to (or is testing), for messages. */
-  packageName: string;
   /** The environment every step starts from; the step's own variables go over it. */
   baseEnv: Record<string, string>;
   sourceDateEpoch: number;
   debug: boolean;
-  signal?: AbortSignal;
 }
 
 /**
@@ -97,19 +96,42 @@ export function stepCommand(script: string, debug: boolean): string[] {
   return ['/bin/sh', '-c', SHELL_SELECT, 'builder-step', `set -e${debug ? 'x' : ''}\n${script}\nexit 0\n`];
 }
 
-/** Runs one step (stepCommand); its output goes to the log and the progress view; non-zero exit throws. */
-export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx: TaskContext, c: StepContext): Promise<void> {
+/** One step as it will run: its argv, complete environment and what the journal identifies it by. */
+export interface PlannedStep {
+  packageName: string;
+  /** `<n>/<count> <name>`, as the progress view shows it. */
+  title: string;
+  step: StepPlan;
+  argv: string[];
+  env: Record<string, string>;
+  identity: StepIdentity;
+}
+
+/** The steps of the given pipelines, in the order they run (the main package's, then each subpackage's). */
+export function planSteps(pipelines: { packageName: string; steps: StepPlan[] }[], c: StepContext): PlannedStep[] {
+  return pipelines.flatMap((p) =>
+    p.steps.map((step, i) => {
+      const title = `${i + 1}/${p.steps.length} ${step.name}`;
+      const argv = stepCommand(step.script, c.debug);
+      const env = { ...c.baseEnv, ...step.env, SOURCE_DATE_EPOCH: String(c.sourceDateEpoch) };
+      return { packageName: p.packageName, title, step, argv, env, identity: stepIdentity(`${p.packageName}: ${title}`, argv, env, step.workdir) };
+    }),
+  );
+}
+
+/** Runs one planned step; its output goes to the log and the progress view; non-zero exit throws. */
+export async function runStep(runner: Runner, planned: PlannedStep, ws: Workspace, ctx: TaskContext, signal: AbortSignal | undefined): Promise<void> {
+  const { step, packageName } = planned;
   const tail = new Tail(STEP_TAIL);
-  ws.log.write(`\n# ${c.packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
+  ws.log.write(`\n# ${packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
   const splitter = new LineSplitter((line) => {
     tail.add(line);
     ctx.output(line);
   });
-  const env = { ...c.baseEnv, ...step.env, SOURCE_DATE_EPOCH: String(c.sourceDateEpoch) };
-  const code = await runner.run(stepCommand(step.script, c.debug), {
-    env,
+  const code = await runner.run(planned.argv, {
+    env: planned.env,
     workdir: step.workdir,
-    signal: c.signal,
+    signal,
     onOutput: (_stream, chunk) => {
       ws.log.write(chunk);
       splitter.push(chunk);
@@ -118,15 +140,49 @@ export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx
   splitter.flush();
   if (code !== 0) {
     ws.log.write(`# exit code ${code}\n`);
-    throw new StepFailedError(`step "${step.name}" of ${c.packageName} (${step.source}) failed with exit code ${code}`, code, tail.lines);
+    throw new StepFailedError(`step "${step.name}" of ${packageName} (${step.source}) failed with exit code ${code}`, code, tail.lines);
   }
 }
 
 /** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */
-export async function retrieveWorkspace(runner: Runner, ws: Workspace): Promise<void> {
+export async function retrieveWorkspace(runner: Runner, ws: Workspace): Promise<boolean> {
   const tar = await runner.workspaceTar();
-  if (!tar) return;
+  if (!tar) return false;
   await rm(ws.outDir, { recursive: true, force: true });
   await mkdir(ws.outDir, { recursive: true });
   await extractTar(tar, { dest: ws.outDir, where: `workspace from the ${runner.name} runner` });
+  return true;
+}
+
+/**
+ * After a failure in a sandbox whose workspace is not the host's (a VM), all of /home/build comes back (as a
+ * tar made inside the sandbox, by the steps' own user), so that `--resume` continues from it. It is unpacked
+ * beside the workspace and swapped in only when complete.
+ */
+export async function retrieveWholeWorkspace(runner: Runner, ws: Workspace, signal?: AbortSignal): Promise<void> {
+  if (!(await retrieveWorkspace(runner, ws))) return;
+  const incoming = `${ws.dir}.incoming`;
+  await rm(incoming, { recursive: true, force: true });
+  await mkdir(incoming);
+  const stream = new PassThrough();
+  const extracting = extractTar(stream, { dest: incoming, where: `workspace from the ${runner.name} runner` });
+  extracting.catch(() => undefined);
+  const stderr: string[] = [];
+  const code = await runner
+    .run(['tar', '-c', '-f', '-', '-C', '/home/build', '.'], {
+      env: { PATH: '/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' },
+      workdir: '/home/build',
+      signal,
+      onOutput: (s, chunk) => (s === 'stdout' ? stream.write(chunk) : stderr.push(chunk.toString('utf8'))),
+    })
+    .finally(() => stream.end());
+  await extracting;
+  if (code !== 0) {
+    await rm(incoming, { recursive: true, force: true });
+    throw new BuilderError(`tar in the sandbox exited ${code}: ${stderr.join('').trim()}`);
+  }
+  await rm(`${ws.dir}.old`, { recursive: true, force: true });
+  await rename(ws.dir, `${ws.dir}.old`);
+  await rename(incoming, ws.dir);
+  await rm(`${ws.dir}.old`, { recursive: true, force: true });
 }

@@ -8,10 +8,12 @@ import { BuilderError, errorMessage, UsageError } from '../errors.ts';
 import { selectRunner } from '../runners/select.ts';
 import { prepareSources } from '../sources/prepare.ts';
 import type { SandboxRunOptions } from './build.ts';
-import type { Task } from './progress.ts';
-import { podConfig, rootSpec, runStep } from './steps.ts';
+import { runSteps } from './run-steps.ts';
+import { BuildFailedError, sessionTimeout, withSession } from './session.ts';
+import { openShell } from './shell.ts';
+import { planSteps, podConfig, rootSpec } from './steps.ts';
 import { compileRunPlan } from './run-plan.ts';
-import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
+import { createWorkspace, defaultSourceDir } from './workspace.ts';
 
 export interface TestOptions extends SandboxRunOptions {
   /** `name` or `name=version` (`1.2-r0`) of packages to test; empty: every package with a test. */
@@ -53,91 +55,64 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
     // The package under test is always the one in the out dir, at the recipe's full version (melange #2194),
     // even when the base has a package of that name.
     const version = pins.get(pkg.name) ?? `${pkg.version}-r${pkg.epoch}`;
-    let ws: Workspace | undefined;
-    let root: PreparedRoot | undefined;
-    // A failed test keeps its workspace (like a failed build); an interrupted one does not.
-    let keep = options.keepWorkspace;
     try {
-      ws = await createWorkspace({
-        parent: options.workspaceDir,
-        packageName: `${pkg.name}-test`,
-        sourceDir: options.sourceDir ?? (await defaultSourceDir(recipeFile, plan.packages[0]!.name)),
-        exclude: [resolve(options.outDir), resolve(options.cacheDir)],
-        packages: [],
-      });
-      const workspace = ws;
-      const tasks: Task[] = [
-        {
-          title: `Fetch test sources for ${pkg.name}`,
-          skip: test.sources.length > 0 ? undefined : 'no sources',
-          run: async (ctx) => {
-            await prepareSources({ recipeFile, sources: test.sources }, { cacheDir: options.cacheDir, log: (l) => ctx.output(l), signal: options.signal });
-          },
-        },
-        {
-          title: `Prepare test root for ${pkg.name}`,
-          run: async (ctx) => {
-            const others = test.environment.packages.filter((p) => p !== pkg.name);
-            // The out dir goes first: on equal versions the earlier repository wins.
-            const spec = rootSpec(
-              { ...test.environment, repositories: [resolve(options.outDir), ...test.environment.repositories], packages: [...others, `${pkg.name}=${version}`] },
-              env,
-              plan.arch,
+      // package.timeout bounds each package's test like its build; a failed test keeps its workspace.
+      await withSession(
+        { label: pkg.name, activity: 'test', timeout: sessionTimeout(plan.timeout, options.limits?.timeout !== undefined && options.limits.timeout > 0), signal: options.signal, progress: options.progress, keepWorkspace: options.keepWorkspace },
+        async (session) => {
+          const workspace = await session.useWorkspace(async () =>
+            createWorkspace({
+              parent: options.workspaceDir,
+              packageName: `${pkg.name}-test`,
+              sourceDir: options.sourceDir ?? (await defaultSourceDir(recipeFile, plan.packages[0]!.name)),
+              exclude: [resolve(options.outDir), resolve(options.cacheDir)],
+              packages: [],
+            }),
+          );
+          const title = `Fetch test sources for ${pkg.name}`;
+          if (test.sources.length > 0) {
+            await session.stage(title, (ctx) =>
+              prepareSources({ recipeFile, sources: test.sources }, { cacheDir: options.cacheDir, log: (l) => ctx.output(l), signal: session.signal }),
             );
-            root = await options.environmentProvider.prepare(
-              { ...spec, fromRepositories: [pkg.name], purpose: 'test' },
-              (line) => ctx.output(line),
-              (line) => workspace.log.write(`${line}\n`),
-            );
-            ctx.output(root.description);
-            const line = await checkInstalled(root, pkg.name, version, resolve(options.outDir, plan.arch));
+          } else await session.skip(title, 'no sources');
+          const others = test.environment.packages.filter((p) => p !== pkg.name);
+          // The out dir goes first: on equal versions the earlier repository wins.
+          const spec = rootSpec(
+            { ...test.environment, repositories: [resolve(options.outDir), ...test.environment.repositories], packages: [...others, `${pkg.name}=${version}`] },
+            env,
+            plan.arch,
+          );
+          const root = await session.root(`Prepare test root for ${pkg.name}`, options.environmentProvider, { ...spec, fromRepositories: [pkg.name], purpose: 'test' }, async (r, ctx) => {
+            const line = await checkInstalled(r, pkg.name, version, resolve(options.outDir, plan.arch));
             ctx.output(line);
-            workspace.log.write(`# test root: ${root.description}\n# ${line}\n`);
-          },
+            workspace.log.write(`# test root: ${r.description}\n# ${line}\n`);
+          });
+          await session.sandbox(
+            runner,
+            podConfig({
+              name: pkg.name,
+              root,
+              workspace,
+              cacheDir: options.cacheDir,
+              runAs: root.runAs ?? plan.environment.runAs,
+              plan,
+              cacheEntries: test.sources.map((src) => src.cacheName),
+            }),
+          );
+          if (options.interactive) session.onFailure((_failure, s) => openShell(s, runner, options.progress));
+          const steps = planSteps([{ packageName: pkg.name, steps: test.steps }], {
+            baseEnv: { ...options.env, ...test.environment.env },
+            sourceDateEpoch: options.sourceDateEpoch,
+            debug: options.debug,
+          });
+          await runSteps({ session, runner, groups: [{ title: `Test ${pkg.name}`, steps }] });
         },
-        {
-          title: `Start ${runner.name} sandbox`,
-          run: (ctx) =>
-            runner.start(
-              podConfig({
-                name: pkg.name,
-                root: root!,
-                workspace,
-                cacheDir: options.cacheDir,
-                runAs: root!.runAs ?? plan.environment.runAs,
-                plan,
-                cacheEntries: test.sources.map((src) => src.cacheName),
-                log: (line) => ctx.output(line),
-              }),
-            ),
-        },
-        {
-          title: `Test ${pkg.name}`,
-          skip: test.steps.length > 0 ? undefined : 'no steps',
-          subtasks: test.steps.map((step, i) => ({
-            title: `${i + 1}/${test.steps.length} ${step.name}`,
-            run: (ctx) =>
-              runStep(runner, step, workspace, ctx, {
-                packageName: pkg.name,
-                baseEnv: { ...options.env, ...test.environment.env },
-                sourceDateEpoch: options.sourceDateEpoch,
-                debug: options.debug,
-                signal: options.signal,
-              }),
-          })),
-        },
-      ];
-      await options.progress.run(tasks);
+      );
       results.push({ name: pkg.name, passed: true });
     } catch (err) {
       if (options.signal?.aborted) throw err;
-      keep = true;
-      results.push({ name: pkg.name, passed: false, error: errorMessage(err), details: err instanceof BuilderError ? err.details : [], workspace: ws?.root });
-    } finally {
-      await runner.terminate().catch(() => undefined);
-      await root?.release().catch(() => undefined);
-      if (keep) await ws?.closeLog();
-      else await ws?.remove();
+      const workspace = err instanceof BuildFailedError ? err.workspace : undefined;
+      results.push({ name: pkg.name, passed: false, error: errorMessage(err), details: err instanceof BuilderError ? err.details : [], ...(workspace ? { workspace } : {}) });
     }
   }
   return results;

@@ -1,7 +1,8 @@
 // The host side of a build's workspace: a private temp dir holding the directory bound at /home/build
 // and the full build log beside it (outside the sandbox's reach).
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readdir, readlink, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { BuilderError } from '../errors.ts';
@@ -45,8 +46,21 @@ export async function createWorkspace(options: {
     await rm(root, { recursive: true, force: true });
     throw err instanceof BuilderError ? err : new BuilderError(`cannot prepare workspace: ${(err as Error).message}`);
   }
+  return workspaceAt(root, 'w');
+}
+
+/** A kept workspace (`--resume`): its log is appended to. */
+export async function openWorkspace(root: string): Promise<Workspace> {
+  const dir = join(root, 'workspace');
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new BuilderError(`--resume: ${root} has no workspace directory; it is not a kept build workspace`);
+  return workspaceAt(root, 'a');
+}
+
+function workspaceAt(root: string, flags: 'w' | 'a'): Workspace {
+  const dir = join(root, 'workspace');
+  const outDir = join(dir, 'melange-out');
   const logPath = join(root, 'build.log');
-  const log = createWriteStream(logPath);
+  const log = createWriteStream(logPath, { flags });
   const closeLog = () => new Promise<void>((done) => (log.closed ? done() : log.end(done)));
   return {
     root,
@@ -75,33 +89,65 @@ export async function defaultSourceDir(recipeFile: string, packageName: string):
 /** Never copied from a source dir: a repository's history is not a build input (a Wolfi checkout's is 374 MB). */
 const NEVER_COPIED = new Set(['.git']);
 
-/**
- * Copies the source tree, skipping excluded paths and `.git`. Hand-written rather than fs.cp because the workspace (or
- * the out dir) may live inside the source dir, which fs.cp refuses outright.
- */
-async function copySource(source: string, dest: string, exclude: string[]): Promise<void> {
+type SourceEntry = { rel: string; abs: string; kind: 'dir' | 'link' | 'file' };
+
+/** The source tree, parents first, without excluded paths, `.git`, sockets, fifos and devices. */
+async function* walkSource(source: string, exclude: string[]): AsyncGenerator<SourceEntry> {
   const skip = (abs: string) =>
     exclude.some((e) => {
       const rel = relative(e, abs);
       return rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'));
     });
-  const copyDir = async (from: string, to: string): Promise<void> => {
-    await mkdir(to, { recursive: true });
-    for (const entry of await readdir(from, { withFileTypes: true })) {
-      const src = join(from, entry.name);
-      const dst = join(to, entry.name);
-      if (NEVER_COPIED.has(entry.name) || skip(src)) continue;
-      if (entry.isDirectory()) await copyDir(src, dst);
-      else if (entry.isSymbolicLink()) await symlink(await readlink(src), dst);
-      else if (entry.isFile()) await copyFile(src, dst);
-      // Sockets, fifos and devices are not source files: skip them.
+  async function* walk(from: string, rel: string): AsyncGenerator<SourceEntry> {
+    const entries = (await readdir(from, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const entry of entries) {
+      const abs = join(from, entry.name);
+      const r = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (NEVER_COPIED.has(entry.name) || skip(abs)) continue;
+      if (entry.isDirectory()) {
+        yield { rel: r, abs, kind: 'dir' };
+        yield* walk(abs, r);
+      } else if (entry.isSymbolicLink()) yield { rel: r, abs, kind: 'link' };
+      else if (entry.isFile()) yield { rel: r, abs, kind: 'file' };
     }
-    await chmod(to, (await stat(from)).mode & 0o7777);
-  };
+  }
+  if (!(await stat(source)).isDirectory()) throw new Error('not a directory');
+  yield* walk(source, '');
+}
+
+/**
+ * Copies the source tree (walkSource). Hand-written rather than fs.cp because the workspace (or the out dir) may
+ * live inside the source dir, which fs.cp refuses outright.
+ */
+async function copySource(source: string, dest: string, exclude: string[]): Promise<void> {
   try {
-    if (!(await stat(source)).isDirectory()) throw new Error('not a directory');
-    await copyDir(source, dest);
+    await mkdir(dest, { recursive: true });
+    const dirs: [string, string][] = [[source, dest]];
+    for await (const e of walkSource(source, exclude)) {
+      const dst = join(dest, e.rel);
+      if (e.kind === 'dir') {
+        await mkdir(dst);
+        dirs.push([e.abs, dst]);
+      } else if (e.kind === 'link') await symlink(await readlink(e.abs), dst);
+      else await copyFile(e.abs, dst);
+    }
+    // Modes last, so a read-only directory is filled before it is closed.
+    for (const [from, to] of dirs.reverse()) await chmod(to, (await stat(from)).mode & 0o7777);
   } catch (err) {
     throw new BuilderError(`--source-dir: cannot copy ${source}: ${(err as Error).message}`);
   }
+}
+
+/** A fingerprint of what copySource would copy (names, modes, sizes, mtimes, link targets): cheap, no reads. */
+export async function sourceFingerprint(source: string, exclude: string[]): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    for await (const e of walkSource(resolve(source), exclude)) {
+      const st = await lstat(e.abs);
+      hash.update(`${e.rel}\0${e.kind}\0${st.mode}\0${e.kind === 'file' ? st.size : 0}\0${e.kind === 'file' ? st.mtimeMs : 0}\0${e.kind === 'link' ? await readlink(e.abs) : ''}\n`);
+    }
+  } catch (err) {
+    throw new BuilderError(`--source-dir: cannot read ${source}: ${(err as Error).message}`);
+  }
+  return hash.digest('hex');
 }

@@ -94,7 +94,7 @@ export function addSandboxOptions(cmd: Command): Command {
     .option('--workspace-dir <dir>', 'where the temp workspace is created (default: the system temp dir)')
     .option('--build-date <date>', "timestamp for every file, seconds or ISO 8601 (SOURCE_DATE_EPOCH wins; default: the recipe's git commit time, else 0)")
     .option('--debug', 'trace every shell command (set -x)', false)
-    .option('-i, --interactive', 'on failure, a shell in the sandbox (not delivered yet: says so and goes on)', false)
+    .option('-i, --interactive', 'when a step fails, a shell in its sandbox on this terminal (bubblewrap runner); exiting it ends the run as failed', false)
     .option('--rm', 'remove the workspace after success (default)')
     .option('--no-rm', 'keep the workspace after success')
     .option('--cleanup', 'same as --rm (default)')
@@ -131,7 +131,6 @@ export interface RunFlags {
 }
 
 export async function resolveRunFlags(flags: SandboxFlags, note: (line: string) => void): Promise<RunFlags> {
-  if (flags.interactive) note('--interactive: an interactive shell on failure is not delivered yet; the run goes on without it');
   const limits = runLimits(flags);
   if (flags.cacheSource) await preloadCache(flags.cacheSource, flags.cacheDir);
   const removeAfter = flags.rm !== false && flags.cleanup !== false && !flags.keepWorkspace && !flags.debugRunner;

@@ -44,6 +44,9 @@ export interface PreparedRoot extends BuildRoot {
 
 export interface EnvironmentProvider {
   readonly name: string;
-  /** `chatter` receives tools' own output (mmdebstrap, apt) meant for the build log rather than the terminal. */
-  prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void): Promise<PreparedRoot>;
+  /**
+   * `chatter` receives tools' own output (mmdebstrap, apt) meant for the build log rather than the terminal;
+   * `signal` (Ctrl-C, package.timeout) stops a preparation in progress.
+   */
+  prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void, signal?: AbortSignal): Promise<PreparedRoot>;
 }

@@ -80,7 +80,8 @@ export class RootProvider implements EnvironmentProvider {
     this.debug = options.debug ?? false;
   }
 
-  async prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void): Promise<PreparedRoot> {
+  async prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void, stop?: AbortSignal): Promise<PreparedRoot> {
+    const signal = stop && this.signal ? AbortSignal.any([stop, this.signal]) : (stop ?? this.signal);
     const logs: DebianLogs = { log, chatter: this.debug ? log : (chatter ?? (() => undefined)) };
     const baseDir = spec.baseDir ?? process.cwd();
     const { base, repositories } = splitRepositories(spec.repositories, spec.base, baseDir);
@@ -126,7 +127,7 @@ export class RootProvider implements EnvironmentProvider {
       return prepared(known, accounts);
     }
 
-    let baseRoot = await this.obtainBase(base, baseRequest, arch, logs);
+    let baseRoot = await this.obtainBase(base, baseRequest, arch, logs, signal);
     let baseProvides = baseRoot ? await scanBaseProvides(baseRoot.rootfs) : new Map<string, string | undefined>();
     const loaded = await Promise.all(
       locations.map((location) => loadRepository(location, { keyring: keys.keyring, ignoreSignatures, cacheDir: this.apkCacheDir })),
@@ -155,7 +156,7 @@ export class RootProvider implements EnvironmentProvider {
       });
       for (const line of [...describeAssignment(assignment), ...assignment.warnings]) log(line);
       if (assignment.install.length > 0) {
-        baseRoot = await this.obtainLayer(baseRoot, base, assignment.install, logs);
+        baseRoot = await this.obtainLayer(baseRoot, base, assignment.install, logs, signal);
         baseProvides = await scanBaseProvides(baseRoot.rootfs);
       }
       world = assignment.apk;
@@ -215,7 +216,7 @@ export class RootProvider implements EnvironmentProvider {
           inputs: { base: baseRoot ? { ref: describeBase(base), digest: baseRoot.digest } : null, packages: names, accounts: common.accounts },
         };
       },
-      { log, signal: this.signal },
+      { log, signal },
     );
     await this.cache.recordRequest(requestDigest, root.digest);
     if (!created) log(`environment: cache hit ${root.digest.slice(0, 12)} (${root.meta.description}) after resolution`);
@@ -227,7 +228,7 @@ export class RootProvider implements EnvironmentProvider {
    * links would leak into the base) with apt run inside it. Named by the base's digest and the sorted
    * package set, so requests needing the same Debian packages share it.
    */
-  private async obtainLayer(baseRoot: CachedRoot, base: BaseRef & { kind: 'debian' }, install: string[], logs: DebianLogs): Promise<CachedRoot> {
+  private async obtainLayer(baseRoot: CachedRoot, base: BaseRef & { kind: 'debian' }, install: string[], logs: DebianLogs, signal: AbortSignal | undefined): Promise<CachedRoot> {
     const digest = digestOf({ format: BASE_FORMAT, kind: 'layer', base: baseRoot.digest, packages: install });
     const short = baseRoot.digest.slice(0, 12);
     const { root, created } = await this.cache.obtain(
@@ -236,7 +237,7 @@ export class RootProvider implements EnvironmentProvider {
         logs.log(`environment: layering ${install.length} Debian package(s) on base ${short}: ${install.join(' ')}`);
         await copyTree(baseRoot.rootfs, rootfs, 'copy');
         const before = await installedDebianCount(rootfs);
-        this.stats.debsDownloaded += await installDebianPackages(rootfs, install, base.mirror, this.debCacheDir, logs, this.signal);
+        this.stats.debsDownloaded += await installDebianPackages(rootfs, install, base.mirror, this.debCacheDir, logs, signal);
         const installed = (await installedDebianCount(rootfs)) - before;
         this.stats.layers++;
         logs.log(`environment: layered on base ${short}: installed ${installed} packages`);
@@ -246,13 +247,13 @@ export class RootProvider implements EnvironmentProvider {
           inputs: { base: baseRoot.digest, packages: install },
         };
       },
-      { log: logs.log, signal: this.signal },
+      { log: logs.log, signal },
     );
     if (!created) logs.log(`environment: layer ${root.digest.slice(0, 12)} on base ${short} from the cache`);
     return root;
   }
 
-  private async obtainBase(base: BaseRef, request: unknown, arch: string, logs: DebianLogs): Promise<CachedRoot | undefined> {
+  private async obtainBase(base: BaseRef, request: unknown, arch: string, logs: DebianLogs, signal: AbortSignal | undefined): Promise<CachedRoot | undefined> {
     const log = logs.log;
     if (base.kind === 'none' || base.kind === 'host') return undefined;
     let identity: unknown = request;
@@ -263,7 +264,7 @@ export class RootProvider implements EnvironmentProvider {
       async (rootfs) => {
         switch (base.kind) {
           case 'debian':
-            this.stats.debsDownloaded += await createDebianRoot(base, arch, rootfs, this.debCacheDir, logs, this.signal);
+            this.stats.debsDownloaded += await createDebianRoot(base, arch, rootfs, this.debCacheDir, logs, signal);
             break;
           case 'dir':
             log(`environment: copying ${base.path}`);
@@ -280,7 +281,7 @@ export class RootProvider implements EnvironmentProvider {
         }
         return { kind: 'base', description: describeBase(base), inputs: identity };
       },
-      { log, signal: this.signal },
+      { log, signal },
     );
     return root;
   }

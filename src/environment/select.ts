@@ -37,9 +37,9 @@ export class SelectingProvider implements EnvironmentProvider {
     this.root = new RootProvider(options);
   }
 
-  prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void): Promise<PreparedRoot> {
+  prepare(spec: EnvironmentSpec, log: (line: string) => void, chatter?: (line: string) => void, signal?: AbortSignal): Promise<PreparedRoot> {
     const { kind, reason } = environmentKind({ base: spec.base, repositories: spec.repositories });
     log(`environment: ${kind === 'host' ? 'host, not hermetic' : 'hermetic root'} (${reason})`);
-    return kind === 'host' ? this.host.prepare(spec, log) : this.root.prepare(spec, log, chatter);
+    return kind === 'host' ? this.host.prepare(spec, log) : this.root.prepare(spec, log, chatter, signal);
   }
 }

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
 import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
 import { type RootNode, resolveInRoot } from '../paths/in-root.ts';
-import { SECCOMP_FD, sealArgs } from '../sandbox/bwrap-seal.ts';
+import { SECCOMP_FD, type SandboxSeal, sealArgs } from '../sandbox/bwrap-seal.ts';
 import { findExecutable } from './which.ts';
 
 export interface BubblewrapRunnerOptions {
@@ -110,6 +110,8 @@ interface PreparedPod {
   /** Namespaces, identity, capabilities, descriptors, `--clearenv`. */
   flagArgs: string[];
   seccomp: Buffer | null;
+  /** What flagArgs were made from, for an interactive run (which keeps the terminal). */
+  seal: SandboxSeal;
 }
 
 interface RunningChild {
@@ -199,16 +201,11 @@ export class BubblewrapRunner implements Runner {
     ];
     const sealRootArgs = pod.root.mounts.some((m) => m.target === '/') ? [] : ['--remount-ro', '/'];
 
-    const sealed = sealArgs({
-      label: pkg,
-      runAs: pod.runAs,
-      network: pod.network,
-      capabilities: pod.capabilities,
-      newSession: !this.debug,
-    });
+    const seal: SandboxSeal = { label: pkg, runAs: pod.runAs, network: pod.network, capabilities: pod.capabilities, newSession: !this.debug };
+    const sealed = sealArgs(seal);
     const flagArgs = [...sealed.args, '--json-status-fd', String(STATUS_FD)];
     const seccomp = sealed.seccomp;
-    this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp };
+    this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp, seal };
   }
 
   /**
@@ -239,7 +236,7 @@ export class BubblewrapRunner implements Runner {
   }
 
   /** The complete bwrap argument list for one command (exposed for logging and debugging). */
-  commandLine(argv: readonly string[], options: Pick<RunOptions, 'env' | 'workdir'>): string[] {
+  commandLine(argv: readonly string[], options: Pick<RunOptions, 'env' | 'workdir'>, flagArgs?: string[]): string[] {
     const prepared = this.requirePrepared();
     const pkg = prepared.pod.packageName;
     if (argv.length === 0) throw new BuilderError(`${pkg}: empty command`);
@@ -261,7 +258,7 @@ export class BubblewrapRunner implements Runner {
       ...prepared.mountArgs,
       ...workdirArgs,
       ...prepared.sealRootArgs,
-      ...prepared.flagArgs,
+      ...(flagArgs ?? prepared.flagArgs),
       ...envArgs,
       '--chdir', workdir,
       '--',
@@ -352,6 +349,25 @@ export class BubblewrapRunner implements Runner {
       `${pkg}: bwrap could not run ${JSON.stringify(argv[0])} in the sandbox: ${message || how}`,
       { details: this.debug ? [...lines, `command: ${commandLine.join(' ')}`] : lines },
     );
+  }
+
+  /**
+   * The same sandbox as run()'s, on the calling terminal: no `--new-session` (the shell needs its controlling
+   * terminal for job control) and in builder's own process group, so the terminal's signals reach it.
+   */
+  async runInteractive(argv: string[], options: Pick<RunOptions, 'env' | 'workdir'>): Promise<number> {
+    const prepared = this.requirePrepared();
+    const sealed = sealArgs({ ...prepared.seal, newSession: false });
+    const args = this.commandLine(argv, options, sealed.args);
+    const subprocess = execa(prepared.bwrap, args, { stdio: ['inherit', 'inherit', 'inherit', sealed.seccomp ?? 'ignore'], reject: false });
+    const child: RunningChild = { pid: subprocess.pid, done: subprocess, terminated: false };
+    this.children.add(child);
+    try {
+      const result = await subprocess;
+      return result.exitCode ?? 128;
+    } finally {
+      this.children.delete(child);
+    }
   }
 
   async workspaceTar(): Promise<Readable | null> {

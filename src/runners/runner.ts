@@ -68,10 +68,15 @@ export interface Runner {
   readonly name: string;
   /** Whether the tool is installed and actually works on this host. Cheap enough to call on every build. */
   testUsability(): Promise<Usability>;
-  /** Prepare the sandbox (boot a VM, prime caches). Called once per build before the first run. */
-  start(pod: PodConfig): Promise<void>;
+  /**
+   * Prepare the sandbox (boot a VM, prime caches). Called once per build before the first run; the signal
+   * (Ctrl-C, package.timeout) stops a start in progress.
+   */
+  start(pod: PodConfig, signal?: AbortSignal): Promise<void>;
   /** Run one command; resolves to its exit code. Rejects only when the sandbox itself fails. */
   run(argv: string[], options: RunOptions): Promise<number>;
+  /** Optional (`-i`): run one command in the same sandbox as run() would, on the calling terminal. */
+  runInteractive?(argv: string[], options: Pick<RunOptions, 'env' | 'workdir'>): Promise<number>;
   /**
    * A tar stream of /home/build/melange-out when the workspace is not already visible on the host
    * (VM runners); null when it is a bind mount.

@@ -45,6 +45,20 @@ describe('builder test', () => {
     expect(hasStackTrace(r.all)).toBe(false);
   });
 
+  it('enforces package.timeout on the test: the step is stopped and the package fails, naming the limit', async () => {
+    const dir = await tempDir();
+    const recipe = join(dir, 'hello.yaml');
+    const { readFile } = await import('node:fs/promises');
+    const text = (await readFile('examples/hello/hello.yaml', 'utf8'))
+      .replace('  epoch: 0\n', '  epoch: 0\n  timeout: 3\n')
+      .replace('hello | grep -qx "Hello, world!"', 'sleep 120');
+    await writeFile(recipe, text);
+    const r = await builder(['test', recipe, 'hello', '--base', 'debian:bookworm', ...rootCache, '--out-dir', out, '--keyring-append', `${key}.pub`]);
+    expect(r.exitCode, r.all).toBe(1);
+    expect(r.stderr).toMatch(/FAIL hello: hello: the test exceeded package.timeout \(3s\)/);
+    expect(hasStackTrace(r.all)).toBe(false);
+  });
+
   it('refuses an untrusted repository unless told otherwise', async () => {
     const r = await builder(['test', 'examples/hello/hello.yaml', 'hello', '--base', 'debian:bookworm', ...rootCache, '--out-dir', out]);
     expect(r.exitCode).toBe(1);

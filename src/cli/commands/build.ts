@@ -8,6 +8,7 @@ import { LINTERS } from '../../lint/linters.ts';
 import { networkPolicyFromFlags } from '../../observe/policy.ts';
 import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
 import type { ProgressRenderer } from '../../build/progress.ts';
+import { UsageError } from '../../errors.ts';
 import { isRepositoryBuild } from '../../repository/recipes.ts';
 import { addBuildOptions, type BuildFlags, refuseUnsupported } from '../build-options.ts';
 import { withInterrupt } from '../interrupt.ts';
@@ -17,6 +18,10 @@ import { addSandboxOptions, checkArchRunnable, resolveRunFlags, ROOTS_HELP, type
 
 export function registerBuildCommand(program: Command): void {
   addRepositoryOptions(addBuildOptions(addSandboxOptions(program.command('build').description('build the packages of one or more recipes').argument('[recipe...]', 'recipe files, or a directory of recipes', ['melange.yaml']))))
+    .option(
+      '--resume [workspace]',
+      'continue a failed build in its kept workspace, skipping the steps that completed unchanged (the workspace path; default: found from the recipe and --out-dir; auto: build from scratch when none can be resumed)',
+    )
     .addHelpText(
       'after',
       `${ROOTS_HELP}
@@ -26,8 +31,9 @@ ${OBSERVABILITY_HELP}
 
 Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true prints plain progress lines.`,
     )
-    .action(async (recipes: string[], flags: BuildFlags & RepositoryFlags) => {
+    .action(async (recipes: string[], flags: BuildFlags & RepositoryFlags & { resume?: string | true }) => {
       refuseUnsupported(flags);
+      if (flags.resume !== undefined && flags.verifyReproducible) throw new UsageError('--resume and --verify-reproducible exclude each other (a reproducibility check builds from scratch, twice)');
       const network = networkPolicyFromFlags(flags);
       const progress = chooseRenderer();
       const run = await resolveRunFlags(flags, (l) => progress.note(l));
@@ -67,9 +73,11 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
           network,
           progress: run.verbose ? renderer : quietRenderer(),
           signal,
+          interactive: flags.interactive,
         });
         // A directory, or more than one recipe: a repository build, in dependency order, per architecture.
         if (await isRepositoryBuild(recipes)) {
+          if (flags.resume !== undefined) throw new UsageError('--resume takes one recipe, not a repository build');
           for (const arch of run.archs) {
             await buildRepository(recipes, flags, { arch, pipelineDirs: run.pipelineDirs }, (recipe, per, sandbox) => optionsFor(recipe, arch, per.progress, sandbox), signal);
           }
@@ -81,6 +89,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               const result = await (flags.verifyReproducible ? buildReproducibly : build)({
                 ...(await optionsFor(recipe, arch, progress, flags)),
                 recipeFile: recipe,
+                ...(flags.resume !== undefined ? { resume: flags.resume } : {}),
               });
               await writeLogs(flags, result);
               for (const p of result.packages) say(`built ${p.path}`);

@@ -67,6 +67,7 @@ ${ROOTS_HELP}`,
               env: run.env,
               progress: run.verbose ? progress : quietRenderer(),
               signal,
+              interactive: flags.interactive,
             })),
           );
         }

@@ -261,12 +261,12 @@ export class QemuRunner implements Runner, ObservableRunner {
     return this.#options.env ?? (process.env as KernelEnvironment & { QEMU_BASE_INITRAMFS?: string });
   }
 
-  async start(pod: PodConfig): Promise<void> {
+  async start(pod: PodConfig, stop?: AbortSignal): Promise<void> {
     if (this.#state !== 'idle') throw new BuilderError(`qemu runner: start() called while ${this.#state}`);
     this.#state = 'starting';
     this.#startAbort = new AbortController();
     this.#log = pod.log ?? this.#options.log ?? (() => undefined);
-    const signals = [this.#startAbort.signal, ...(this.#options.signal ? [this.#options.signal] : [])];
+    const signals = [this.#startAbort.signal, ...(this.#options.signal ? [this.#options.signal] : []), ...(stop ? [stop] : [])];
     const signal = AbortSignal.any(signals);
     this.#starting = this.#start(pod, signal);
     try {
