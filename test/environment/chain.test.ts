@@ -79,7 +79,10 @@ describe('libgreet → greeter', () => {
     });
     const greeter = await build(options(greeterRecipe));
     const log = lines.join('\n');
-    expect(log).toMatch(/environment: resolved 1 apk package\(s\); from the base: .*gcc/);
+    // Each name says where it came from: libgreet from the local repository, gcc from the Debian base.
+    expect(log).toContain('environment: libgreet: APK repository');
+    expect(log).toContain('environment: gcc: base');
+    expect(log).toMatch(/environment: resolved 1 apk package\(s\)/);
     expect(log).toContain('installed 1 package(s)');
 
     const head = await readApkHead(greeter.packages[0]!.path);

@@ -302,7 +302,9 @@ describe('Ctrl-C', () => {
 
   it('twice (exit at once) during the boot still leaves no process and no temp files', async () => {
     const { output, temp } = await interrupt('sigint-twice', async (_out, t) => (await qemuProcessesMentioning(t)).length > 0, 2);
-    expect(output).not.toMatch(/phase: terminated/);
+    // Which path wins is a race: the second signal exits at once, unless the first one's cleanup was already
+    // done by then. Either way nothing may be left.
+    expect(output).toMatch(/SIGINT: stopping and cleaning up/);
     await expectNothingLeft(temp);
     expect(await liveProcessesMentioning(temp)).toEqual([]);
   });
