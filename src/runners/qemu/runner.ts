@@ -22,7 +22,8 @@ import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
 import { ALLOW_LIST_GATEWAY, type BootedVm, bootVm, consoleTail, type GuestForward } from './boot.ts';
 import { ensureRootImage } from './disk.ts';
-import { anonymousRunInitrd, moduleArchive, runArchive, wipeAndClose } from './inject.ts';
+import { anonymousRunInitrd, moduleArchive, runArchive, setprivCapabilities, wipeAndClose } from './inject.ts';
+import { capabilitySet } from '../../sandbox/bwrap-seal.ts';
 import { type KernelEnvironment, type KernelSpec, locateKernel, moduleLoadOrder } from './kernel.ts';
 import { generateRunKeys, opensshPrivateKey, publicKeyBlob, type RunKeys, wipeKeys } from './keys.ts';
 import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, type MachineType, parseMemory, resolveResources } from './machine.ts';
@@ -302,6 +303,8 @@ export class QemuRunner implements Runner, ObservableRunner {
     if (pod.mounts.length > 0) {
       throw new BuilderError(`${pod.packageName}: the qemu runner cannot share extra host directories with the VM (${pod.mounts.map((m) => m.target).join(', ')})`);
     }
+    // The steps get exactly the capabilities Bubblewrap would give them (setpriv in the guest applies them).
+    const capabilities = setprivCapabilities(capabilitySet({ label: pod.packageName, runAs: pod.runAs, capabilities: pod.capabilities }));
     // Nothing a sandbox can write is ever booted: the artifact store is apart from the melange cache, and
     // user-given boot files must not lie inside it either.
     const sandboxWritable = [pod.cacheDir];
@@ -351,7 +354,7 @@ export class QemuRunner implements Runner, ObservableRunner {
     const t1 = performance.now();
 
     this.#keys = generateRunKeys();
-    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
+    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, capabilities, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
     this.#initrd = await anonymousRunInitrd(this.#workDir, base, modulesFragment, run);
     run.fill(0);
     const t2 = performance.now();
