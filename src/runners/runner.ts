@@ -30,8 +30,8 @@ export interface PodConfig {
   /** Host directory bound read-write at /var/cache/melange. */
   cacheDir: string;
   /**
-   * The entries of cacheDir the steps need (fetched sources, git checkouts). Runners that cannot share the
-   * directory (VMs) copy just these in; runners that bind it whole ignore this.
+   * The entries of cacheDir the steps need (fetched sources, git checkouts), for runners that would copy only
+   * these; the Bubblewrap runner binds the directory and the QEMU runner copies it whole, both ways.
    */
   cacheEntries?: string[];
   /** Extra mounts after the standard ones. */

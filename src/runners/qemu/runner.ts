@@ -32,7 +32,8 @@ import { pvhKernel } from './pvh.ts';
 import { ensureSealedBaseInitramfs, openArtifactDir, refuseSandboxWritable } from './seal.ts';
 import { SshConnection } from './ssh.ts';
 import { processAlive } from '../../os/process.ts';
-import { packDirectory, packEntries } from './workspace.ts';
+import { packDirectory } from './workspace.ts';
+import { saveCache, uploadCache } from './cache.ts';
 
 export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 /** Where the build root and the workspace are inside the guest. */
@@ -416,7 +417,7 @@ export class QemuRunner implements Runner, ObservableRunner {
         throw err;
       });
       if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the workspace into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
-      await this.#uploadCacheEntries(pod, control, signal);
+      await uploadCache(pod, control, this.#log, signal);
       this.#running = { pod, vm, control, build };
       t5 = performance.now();
     } finally {
@@ -544,21 +545,6 @@ export class QemuRunner implements Runner, ObservableRunner {
     return { ...result, stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), truncated };
   }
 
-  /**
-   * The guest cannot see the host's cache dir (the cloud kernel has no 9p), so the entries the steps need
-   * (fetched sources, git checkouts) are copied into the root's /var/cache/melange.
-   */
-  async #uploadCacheEntries(pod: PodConfig, control: SshConnection, signal: AbortSignal): Promise<void> {
-    const entries = [...new Set(pod.cacheEntries ?? [])];
-    if (entries.length === 0) return;
-    const upload = await control.exec(`tar -x -f - -C ${GUEST_ROOT}/var/cache/melange`, {
-      stdin: packEntries(pod.cacheDir, entries, { uid: pod.runAs.uid, gid: pod.runAs.gid, signal }),
-      onStderr: (chunk) => this.#log(`cache upload: ${chunk.toString('utf8').trimEnd()}`),
-      signal,
-    });
-    if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the cache entries into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
-  }
-
   /** A file from the guest (outside the build root unless the path starts with /mnt/root); null when absent. */
   async readFile(path: string, maxBytes: number): Promise<{ data: Buffer; truncated: boolean } | null> {
     const result = await this.control(['sh', '-c', '[ -f "$1" ] || exit 44; exec head -c "$2" -- "$1"', 'sh', path, String(maxBytes + 1)], {
@@ -596,6 +582,11 @@ export class QemuRunner implements Runner, ObservableRunner {
   }
 
   async terminate(): Promise<void> {
+    const running = this.#running;
+    // What the steps wrote to /var/cache/melange persists, as with melange's bind mount; not after Ctrl-C.
+    if (this.#state === 'running' && running && !running.control.isClosed && !this.#options.signal?.aborted) {
+      await saveCache(running.pod, running.control, this.#log).catch((err: unknown) => this.#log(`cache: not kept: ${errorMessage(err)}`));
+    }
     if (this.#state === 'starting') {
       this.#startAbort.abort(new BuilderError('the VM was terminated while starting'));
       await this.#starting?.catch(() => undefined);
