@@ -3,6 +3,7 @@
 // stream after the workspace, and at the end of the build every file the steps created or changed there (its
 // ctime is after the upload) comes back into --cache-dir. Nothing but --cache-dir crosses, either way; deletions
 // are not carried back.
+import { mkdir, stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { extractTar } from '../../archive/safe-extract.ts';
 import { BuilderError } from '../../errors.ts';
@@ -16,6 +17,11 @@ const STAMP = '/run/builder/cache-stamp';
 
 /** Sends the whole --cache-dir into the guest's /var/cache/melange, owned by the build user. */
 export async function uploadCache(pod: PodConfig, control: SshConnection, log: (line: string) => void, signal: AbortSignal): Promise<void> {
+  // A cache dir that does not exist yet is an empty cache (saveCache makes it when a step writes there).
+  if (!(await stat(pod.cacheDir).catch(() => undefined))?.isDirectory()) {
+    await control.exec(`date +%s >${STAMP}`, { signal });
+    return;
+  }
   const upload = await control.exec(`tar -x -f - -C ${GUEST_CACHE} && date +%s >${STAMP}`, {
     stdin: packDirectory(pod.cacheDir, { uid: pod.runAs.uid, gid: pod.runAs.gid, signal }),
     onStderr: (chunk) => log(`cache upload: ${chunk.toString('utf8').trimEnd()}`),
@@ -45,6 +51,7 @@ const CHANGED_FILES = [
 /** Copies what the steps wrote under /var/cache/melange back into --cache-dir (path-safe extraction). */
 export async function saveCache(pod: PodConfig, control: SshConnection, log: (line: string) => void): Promise<void> {
   const stream: Readable = await control.execStream(`sh -c '${CHANGED_FILES.replaceAll("'", "'\\''")}'`, 'reading /var/cache/melange from the VM');
+  await mkdir(pod.cacheDir, { recursive: true });
   const result = await extractTar(stream, { dest: pod.cacheDir, where: `${pod.packageName}: /var/cache/melange from the VM` });
   if (result.entries > 0) log(`cache: ${result.entries} entries (${(result.bytes / 1e6).toFixed(1)} MB) written by the steps kept in ${pod.cacheDir}`);
 }

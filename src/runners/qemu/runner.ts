@@ -34,6 +34,7 @@ import { SshConnection } from './ssh.ts';
 import { processAlive } from '../../os/process.ts';
 import { packDirectory } from './workspace.ts';
 import { saveCache, uploadCache } from './cache.ts';
+import { stepResources } from './resources.ts';
 
 export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 /** Where the build root and the workspace are inside the guest. */
@@ -490,6 +491,10 @@ export class QemuRunner implements Runner, ObservableRunner {
         cause: err,
       });
     }
+    const measured = await stepResources(running.control, id);
+    if (measured.resources) options.onResources?.(measured.resources);
+    // busybox time exits with a killed step's bare signal number; the shell's 128+N is what steps report.
+    if (measured.signal !== undefined) return 128 + measured.signal;
     if (result.code !== null) return result.code;
     if (result.signal !== null) return 128 + (SIGNALS[result.signal] ?? 0);
     const tail = this.#vm ? await consoleTail(this.#vm.consoleLog) : [];
