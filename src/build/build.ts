@@ -14,7 +14,7 @@ import { type BuildPlan, isArchTargeted } from '../pipeline/plan.ts';
 import type { Runner } from '../runners/runner.ts';
 import { selectRunner } from '../runners/select.ts';
 import type { ProgressRenderer, Task } from './progress.ts';
-import { podConfig, retrieveWorkspace, rootSpec, runStep } from './steps.ts';
+import { podConfig, retrieveWorkspace, rootSpec, runStep, type StepRecord } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { createWorkspace, defaultSourceDir, type Workspace } from './workspace.ts';
 import { lintSettings } from '../lint/settings.ts';
@@ -85,6 +85,8 @@ export interface BuildResult {
   indexPath?: string;
   /** Set when the workspace was kept. */
   workspace?: string;
+  /** Every step that ran, in order, with its wall time, CPU time and peak memory when measured. */
+  steps?: StepRecord[];
 }
 
 /** Raised when the build failed after the workspace existed; carries where it was kept. */
@@ -138,6 +140,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
   let observability: ObservabilityOutcome | undefined;
   let started = false;
   let observed = false;
+  const steps: StepRecord[] = [];
   let recordFailure: ((details: string[]) => Promise<void>) | undefined;
   try {
     workspace = await createWorkspace({
@@ -213,14 +216,17 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         skip: pkg.steps.length === 0 ? 'no steps' : undefined,
         subtasks: pkg.steps.map((step, i) => ({
           title: `${i + 1}/${pkg.steps.length} ${step.name}`,
-          run: (ctx) =>
-            runStep(runner, step, ws, ctx, {
-              packageName: pkg.name,
-              baseEnv: { ...options.env, ...plan.environment.env },
-              sourceDateEpoch: options.sourceDateEpoch,
-              debug: options.debug,
-              signal,
-            }),
+          run: async (ctx) => {
+            steps.push(
+              await runStep(runner, step, ws, ctx, {
+                packageName: pkg.name,
+                baseEnv: { ...options.env, ...plan.environment.env },
+                sourceDateEpoch: options.sourceDateEpoch,
+                debug: options.debug,
+                signal,
+              }),
+            );
+          },
         })),
       })),
       {
@@ -281,7 +287,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
       else await workspace.remove();
     }
   }
-  return { plan, packages: built, indexPath, observability, workspace: keep ? workspace?.root : undefined };
+  return { plan, packages: built, indexPath, observability, workspace: keep ? workspace?.root : undefined, steps };
 }
 
 async function ensureWritableDir(dir: string, flag: string): Promise<void> {

@@ -5,7 +5,7 @@ import { extractTar } from '../archive/safe-extract.ts';
 import { StepFailedError } from '../errors.ts';
 import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
 import type { AccountsSpec, EnvironmentSpec } from '../environment/provider.ts';
-import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
+import type { BuildRoot, PodConfig, Runner, StepResources } from '../runners/runner.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
 import { LineSplitter, Tail } from '../text/lines.ts';
 import type { TaskContext } from './progress.ts';
@@ -93,8 +93,27 @@ export function stepCommand(script: string, debug: boolean): string[] {
   return ['/bin/sh', '-c', SHELL_SELECT, 'builder-step', `set -e${debug ? 'x' : ''}\n${script}\nexit 0\n`];
 }
 
+/** One step that ran, with what it cost when the runner measured it. */
+export interface StepRecord {
+  packageName: string;
+  step: string;
+  resources?: StepResources;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+/** `wall 1.02 s, CPU 0.01 s (user 0.00 s, system 0.01 s), peak RSS 5.8 MiB`. */
+export function formatResources(r: StepResources): string {
+  return `wall ${seconds(r.wallMs)}, CPU ${seconds(r.userMs + r.systemMs)} (user ${seconds(r.userMs)}, system ${seconds(r.systemMs)}), peak RSS ${(r.maxRssKiB / 1024).toFixed(1)} MiB`;
+}
+
+/** The end-of-build summary: one line per measured step. */
+export function stepResourceLines(steps: readonly StepRecord[]): string[] {
+  return steps.flatMap((s) => (s.resources ? [`step ${s.packageName}: ${s.step}: ${formatResources(s.resources)}`] : []));
+}
+
 /** Runs one step (stepCommand); its output goes to the log and the progress view; non-zero exit throws. */
-export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx: TaskContext, c: StepContext): Promise<void> {
+export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx: TaskContext, c: StepContext): Promise<StepRecord> {
   const tail = new Tail(STEP_TAIL);
   ws.log.write(`\n# ${c.packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
   const splitter = new LineSplitter((line) => {
@@ -102,10 +121,15 @@ export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx
     ctx.output(line);
   });
   const env = { ...c.baseEnv, ...step.env, SOURCE_DATE_EPOCH: String(c.sourceDateEpoch) };
+  const record: StepRecord = { packageName: c.packageName, step: step.name };
   const code = await runner.run(stepCommand(step.script, c.debug), {
     env,
     workdir: step.workdir,
     signal: c.signal,
+    onResources: (r) => {
+      record.resources = r;
+      ws.log.write(`# resources: ${formatResources(r)}\n`);
+    },
     onOutput: (_stream, chunk) => {
       ws.log.write(chunk);
       splitter.push(chunk);
@@ -116,6 +140,7 @@ export async function runStep(runner: Runner, step: StepPlan, ws: Workspace, ctx
     ws.log.write(`# exit code ${code}\n`);
     throw new StepFailedError(`step "${step.name}" of ${c.packageName} (${step.source}) failed with exit code ${code}`, code, tail.lines);
   }
+  return record;
 }
 
 /** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */

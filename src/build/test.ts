@@ -117,14 +117,15 @@ export async function testRecipe(options: TestOptions): Promise<PackageTestResul
           skip: test.steps.length > 0 ? undefined : 'no steps',
           subtasks: test.steps.map((step, i) => ({
             title: `${i + 1}/${test.steps.length} ${step.name}`,
-            run: (ctx) =>
-              runStep(runner, step, workspace, ctx, {
+            run: async (ctx) => {
+              await runStep(runner, step, workspace, ctx, {
                 packageName: pkg.name,
                 baseEnv: { ...options.env, ...test.environment.env },
                 sourceDateEpoch: options.sourceDateEpoch,
                 debug: options.debug,
                 signal: options.signal,
-              }),
+              });
+            },
           })),
         },
       ];

@@ -54,3 +54,14 @@ describe('BubblewrapRunner step resources', () => {
     expect(fds.stdout.split('\n').filter((l) => l !== '').map(Number).sort((a, b) => a - b)).not.toContain(5);
   });
 });
+
+describe('step resources in the build summary', () => {
+  it('one line per measured step', async () => {
+    const { formatResources, stepResourceLines } = await import('../../src/build/steps.ts');
+    const r = { wallMs: 1020, userMs: 4, systemMs: 6, maxRssKiB: 5939 };
+    expect(formatResources(r)).toBe('wall 1.02 s, CPU 0.01 s (user 0.00 s, system 0.01 s), peak RSS 5.8 MiB');
+    expect(stepResourceLines([{ packageName: 'hello', step: 'make', resources: r }, { packageName: 'hello', step: 'unmeasured' }])).toEqual([
+      'step hello: make: wall 1.02 s, CPU 0.01 s (user 0.00 s, system 0.01 s), peak RSS 5.8 MiB',
+    ]);
+  });
+});
