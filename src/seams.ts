@@ -18,6 +18,11 @@ export interface InitramfsContents {
   busybox: string;
   /** The dropbear SSH server program. */
   sshServer: string;
+  /**
+   * util-linux's setpriv, which applies a step's capability set (bounding set included; busybox's cannot
+   * drop the bounding set). Absent: an extra package may still provide usr/bin/setpriv.
+   */
+  setpriv?: string;
   /** Paths owned by the extra packages themselves (not by their dependencies); directories may be left out. */
   extraFiles: string[];
 }

@@ -17,7 +17,7 @@ import { findResumable, type ResumeRequest, resumeSteps, sourcesDigest } from '.
 import { runSteps } from './run-steps.ts';
 import { sessionTimeout, withSession } from './session.ts';
 import { openShell } from './shell.ts';
-import { planSteps, podConfig, retrieveWholeWorkspace, retrieveWorkspace, rootSpec } from './steps.ts';
+import { planSteps, podConfig, retrieveWholeWorkspace, retrieveWorkspace, rootSpec, type StepRecord } from './steps.ts';
 import { type BuiltPackage, writePackages } from './package.ts';
 import { applyRunLimits, compileRunPlan, type RunLimits } from './run-plan.ts';
 import { newInvocationId, writeProvenance } from './provenance.ts';
@@ -101,6 +101,8 @@ export interface BuildResult {
   indexPath?: string;
   /** Set when the workspace was kept. */
   workspace?: string;
+  /** Every step that ran, in order, with its wall time, CPU time and peak memory when measured. */
+  steps?: StepRecord[];
 }
 
 export async function build(options: BuildOptions): Promise<BuildResult> {
@@ -200,7 +202,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
         // A VM's workspace lives in the VM: after a failed step it is brought back, so --resume can continue.
         if (s.failedStep) await retrieveWholeWorkspace(runner, s.workspace).catch((err: unknown) => failure.details.push(`workspace not brought back from the VM: ${errorMessage(err)}`));
       });
-      await runSteps({
+      const ran = await runSteps({
         session,
         runner,
         groups: plan.packages.map((p) => ({ title: `Pipeline: ${p.name}`, steps: steps.filter((s) => s.packageName === p.name) })),
@@ -252,7 +254,7 @@ export async function build(options: BuildOptions): Promise<BuildResult> {
             return path;
           })
         : undefined;
-      return { packages: built, indexPath, observability };
+      return { packages: built, indexPath, observability, steps: ran };
     },
   );
   return { plan, ...value, ...(workspace ? { workspace } : {}) };

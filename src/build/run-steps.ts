@@ -4,7 +4,7 @@ import type { Runner } from '../runners/runner.ts';
 import { type Journal, writeJournal } from './journal.ts';
 import type { Task } from './progress.ts';
 import type { Session } from './session.ts';
-import { type PlannedStep, runStep } from './steps.ts';
+import { type PlannedStep, runStep, type StepRecord } from './steps.ts';
 
 export interface PipelineGroup {
   title: string;
@@ -21,7 +21,8 @@ export interface StepsStageOptions {
   skip?: number;
 }
 
-export async function runSteps(o: StepsStageOptions): Promise<void> {
+/** Runs the steps; returns a record of each that ran (skipped ones are not), with what it cost. */
+export async function runSteps(o: StepsStageOptions): Promise<StepRecord[]> {
   const { session, runner } = o;
   const ws = session.workspace;
   const skip = o.skip ?? 0;
@@ -31,6 +32,7 @@ export async function runSteps(o: StepsStageOptions): Promise<void> {
     journal.steps = all.slice(0, skip).map((p) => ({ ...p.identity, outcome: 'completed' }));
     await writeJournal(ws.root, journal);
   }
+  const records: StepRecord[] = [];
   let index = 0;
   const tasks = o.groups.map((g): Task => ({
     title: g.title,
@@ -43,7 +45,7 @@ export async function runSteps(o: StepsStageOptions): Promise<void> {
         run: async (ctx) => {
           session.failedStep = planned;
           try {
-            await runStep(runner, planned, ws, ctx, session.signal);
+            records.push(await runStep(runner, planned, ws, ctx, session.signal));
           } catch (err) {
             if (journal && !session.signal?.aborted) {
               journal.steps.push({ ...planned.identity, outcome: 'failed' });
@@ -61,4 +63,5 @@ export async function runSteps(o: StepsStageOptions): Promise<void> {
     }),
   }));
   await session.group(tasks);
+  return records;
 }

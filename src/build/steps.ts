@@ -6,7 +6,7 @@ import { extractTar } from '../archive/safe-extract.ts';
 import { BuilderError, StepFailedError } from '../errors.ts';
 import type { BuildPlan, StepPlan } from '../pipeline/plan.ts';
 import type { AccountsSpec, EnvironmentSpec } from '../environment/provider.ts';
-import type { BuildRoot, PodConfig, Runner } from '../runners/runner.ts';
+import type { BuildRoot, PodConfig, Runner, StepResources } from '../runners/runner.ts';
 import type { EnvironmentAdditions } from '../seams.ts';
 import { LineSplitter, Tail } from '../text/lines.ts';
 import { type StepIdentity, stepIdentity } from './journal.ts';
@@ -120,7 +120,26 @@ export function planSteps(pipelines: { packageName: string; steps: StepPlan[] }[
 }
 
 /** Runs one planned step; its output goes to the log and the progress view; non-zero exit throws. */
-export async function runStep(runner: Runner, planned: PlannedStep, ws: Workspace, ctx: TaskContext, signal: AbortSignal | undefined): Promise<void> {
+/** One step that ran, with what it cost when the runner measured it. */
+export interface StepRecord {
+  packageName: string;
+  step: string;
+  resources?: StepResources;
+}
+
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+
+/** `wall 1.02 s, CPU 0.01 s (user 0.00 s, system 0.01 s), peak RSS 5.8 MiB`. */
+export function formatResources(r: StepResources): string {
+  return `wall ${seconds(r.wallMs)}, CPU ${seconds(r.userMs + r.systemMs)} (user ${seconds(r.userMs)}, system ${seconds(r.systemMs)}), peak RSS ${(r.maxRssKiB / 1024).toFixed(1)} MiB`;
+}
+
+/** The end-of-build summary: one line per measured step. */
+export function stepResourceLines(steps: readonly StepRecord[]): string[] {
+  return steps.flatMap((s) => (s.resources ? [`step ${s.packageName}: ${s.step}: ${formatResources(s.resources)}`] : []));
+}
+
+export async function runStep(runner: Runner, planned: PlannedStep, ws: Workspace, ctx: TaskContext, signal: AbortSignal | undefined): Promise<StepRecord> {
   const { step, packageName } = planned;
   const tail = new Tail(STEP_TAIL);
   ws.log.write(`\n# ${packageName}: ${step.name} (${step.source}) in ${step.workdir}\n`);
@@ -128,10 +147,15 @@ export async function runStep(runner: Runner, planned: PlannedStep, ws: Workspac
     tail.add(line);
     ctx.output(line);
   });
+  const record: StepRecord = { packageName, step: step.name };
   const code = await runner.run(planned.argv, {
     env: planned.env,
     workdir: step.workdir,
     signal,
+    onResources: (r) => {
+      record.resources = r;
+      ws.log.write(`# resources: ${formatResources(r)}\n`);
+    },
     onOutput: (_stream, chunk) => {
       ws.log.write(chunk);
       splitter.push(chunk);
@@ -142,6 +166,7 @@ export async function runStep(runner: Runner, planned: PlannedStep, ws: Workspac
     ws.log.write(`# exit code ${code}\n`);
     throw new StepFailedError(`step "${step.name}" of ${packageName} (${step.source}) failed with exit code ${code}`, code, tail.lines);
   }
+  return record;
 }
 
 /** VM runners hand the package trees back as a tar stream; bind-mount runners return null (nothing to do). */

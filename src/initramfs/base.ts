@@ -26,10 +26,14 @@ export { DEBIAN_BASE_PACKAGES } from './debian.ts';
 export { APK_BUSYBOX_NAMES, APK_SSH_SERVER_NAMES } from './apk.ts';
 
 /** Bumped whenever the layout of the archive changes, so old cached archives are not reused. */
-const FORMAT_VERSION = 1;
+const FORMAT_VERSION = 2;
 
 const BUSYBOX = 'bin/busybox';
 const SSH_SERVER = 'usr/sbin/dropbear';
+/** How enter-root finds setpriv and the loader and libraries to run it with from inside the build root. */
+export const SETPRIV_CONF = 'usr/libexec/builder/setpriv.conf';
+/** Where an extra package (e.g. Alpine's `setpriv`) may put it. */
+const SETPRIV_CANDIDATES = ['usr/bin/setpriv', 'bin/setpriv'];
 /** Our programs, checked in beside this file, and where they go in the archive. */
 const GUEST_PROGRAMS: { source: string; path: string; mode?: number }[] = [
   { source: 'init', path: 'init' },
@@ -302,8 +306,34 @@ async function planArchive(tree: string, contents: InitramfsContents, files: Ini
   }
   const closure = await libraryClosure(tree, programs);
   for (const p of closure.paths) await plan.fromTree(tree, p);
+  const setpriv = contents.setpriv ?? contents.extraFiles.find((p) => SETPRIV_CANDIDATES.includes(p));
+  if (setpriv !== undefined) await addSetpriv(plan, tree, setpriv);
 
   for (const p of await guestPrograms()) plan.set(p.path, { kind: 'data', data: p.data, mode: p.mode });
   for (const f of files) plan.set(f.path.replace(/^\/+/, ''), { kind: 'data', data: Buffer.from(f.data), mode: f.mode });
   return plan;
+}
+
+/**
+ * setpriv (and what it needs) goes in with a small configuration for enter-root. Steps run it from inside the
+ * build root, through /proc/1/root, so its loader and library directories are named by their real paths in
+ * the archive: an absolute symlink there would resolve inside the build root instead.
+ */
+async function addSetpriv(plan: ArchivePlan, tree: string, rel: string): Promise<void> {
+  const program = await programInTree(tree, rel, 'setpriv');
+  for (const link of program.links) await plan.fromTree(tree, link);
+  plan.set(program.real, { kind: 'file', source: join(tree, program.real), size: program.size, mode: program.mode });
+  const elf = await readElf(join(tree, program.real));
+  if (elf === null) throw new BuilderError(`/${rel} is not an ELF program`);
+  const closure = await libraryClosure(tree, [program.real]);
+  for (const p of closure.paths) await plan.fromTree(tree, p);
+  const real = async (p: string): Promise<string> => (await resolveInTree(tree, p, new Set())) ?? p;
+  const loader = elf.interpreter === null ? '' : `/${await real(elf.interpreter.replace(/^\/+/, ''))}`;
+  const dirs = new Set<string>();
+  for (const p of closure.paths) {
+    if (p === program.real) continue;
+    dirs.add(`/${await real(dirname(p))}`);
+  }
+  const conf = [`SETPRIV=/${program.real}`, `SETPRIV_LOADER=${loader}`, `SETPRIV_LIBS=${[...dirs].sort().join(':')}`, ''].join('\n');
+  plan.set(SETPRIV_CONF, { kind: 'data', data: Buffer.from(conf), mode: 0o644 });
 }

@@ -9,11 +9,12 @@ import type { InitramfsContents } from '../seams.ts';
 
 const APT_LISTS = '/var/lib/apt/lists';
 
-/** The Debian packages every base archive is made from. */
-export const DEBIAN_BASE_PACKAGES = ['busybox-static', 'dropbear-bin'];
+/** The Debian packages every base archive is made from (util-linux for its setpriv only). */
+export const DEBIAN_BASE_PACKAGES = ['busybox-static', 'dropbear-bin', 'util-linux'];
 /** Where those packages put the two programs the archive is built around. */
 const DEBIAN_BUSYBOX = 'bin/busybox';
 const DEBIAN_SSH_SERVER = 'usr/sbin/dropbear';
+const DEBIAN_SETPRIV = 'usr/bin/setpriv';
 
 /** What a Debian-made archive is made from: package names and the state of apt's lists they resolve against. */
 export interface DebianSourcePlan {
@@ -129,7 +130,7 @@ export async function populateDebianTree(
   await fetchDebianPackages({ packages: [...plan.base, ...plan.extra], downloadDir: downloads, treeDir: dirs.tree, log, signal });
   const extraFiles: string[] = [];
   for (const pkg of plan.extra) extraFiles.push(...(await packagePaths(downloads, pkg, dirs.work, signal)));
-  return { busybox: DEBIAN_BUSYBOX, sshServer: DEBIAN_SSH_SERVER, extraFiles };
+  return { busybox: DEBIAN_BUSYBOX, sshServer: DEBIAN_SSH_SERVER, setpriv: DEBIAN_SETPRIV, extraFiles };
 }
 
 async function walk(root: string, rel = ''): Promise<string[]> {

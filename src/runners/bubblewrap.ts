@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { BuilderError, MissingToolError } from '../errors.ts';
-import type { Mount, PodConfig, RunOptions, Runner, Usability } from './runner.ts';
+import type { Mount, PodConfig, RunOptions, Runner, StepResources, Usability } from './runner.ts';
 import { type RootNode, resolveInRoot } from '../paths/in-root.ts';
 import { SECCOMP_FD, type SandboxSeal, sealArgs } from '../sandbox/bwrap-seal.ts';
 import { findExecutable } from './which.ts';
@@ -31,6 +31,49 @@ const USABILITY_TIMEOUT_MS = 10_000;
 const BWRAP_MESSAGE_PREFIX = Buffer.from('bwrap: ');
 /** bwrap's JSON status stream, the descriptor after the seccomp program's (SECCOMP_FD). */
 const STATUS_FD = SECCOMP_FD + 1;
+/** Where the resource wrapper reports what the command cost. */
+const RUSAGE_FD = STATUS_FD + 1;
+/** getrusage's and prctl's syscall numbers, for the wrapper; where unknown, steps run unmeasured. */
+const SYSCALLS: Partial<Record<string, { getrusage: number; prctl: number }>> = {
+  x64: { getrusage: 98, prctl: 157 },
+  arm64: { getrusage: 165, prctl: 167 },
+  riscv64: { getrusage: 165, prctl: 167 },
+};
+
+/**
+ * The host-side wrapper that measures a step: Node cannot get a child's rusage, so bwrap runs under Perl
+ * (perl-base is Essential on Debian), which forks it, waits, and writes getrusage(RUSAGE_CHILDREN) to
+ * RUSAGE_FD as "user_us system_us maxrss_kib". bwrap does not wait for its sandbox's init (which reaped the
+ * step), so the wrapper is a child subreaper (PR_SET_CHILD_SUBREAPER): the orphaned init comes to it and is
+ * reaped there, which adds the whole sandbox to its children's account. Its
+ * exit status is bwrap's (a signal is re-raised), and RUSAGE_FD is closed before bwrap starts, so the sandbox
+ * never sees it. Nothing is taken from the build root.
+ */
+function rusageWrapper(nr: { getrusage: number; prctl: number }): string {
+  return [
+    `syscall(${nr.prctl}, 36, 1, 0, 0, 0);`,
+    'my $pid = fork;',
+    'die "builder: fork: $!\\n" unless defined $pid;',
+    `if ($pid == 0) { open(my $r, '>&=', ${RUSAGE_FD}) and close($r); exec { $ARGV[0] } @ARGV; die "builder: cannot run $ARGV[0]: $!\\n"; }`,
+    'waitpid($pid, 0);',
+    'my $status = $?;',
+    '1 while waitpid(-1, 0) > 0;',
+    'my $buf = "\\0" x 144;',
+    `if (syscall(${nr.getrusage}, -1, $buf) == 0 && open(my $out, '>&=', ${RUSAGE_FD})) {`,
+    "  my ($us, $uu, $ss, $su, $rss) = unpack('q5', $buf);",
+    '  printf $out "%d %d %d\\n", $us * 1000000 + $uu, $ss * 1000000 + $su, $rss;',
+    '  close($out);',
+    '}',
+    'if ($status & 127) { kill($status & 127, $$); exit(128 + ($status & 127)); }',
+    'exit($status >> 8);',
+  ].join('\n');
+}
+
+function parseRusage(text: string, wallMs: number): StepResources | undefined {
+  const m = /^(\d+) (\d+) (\d+)\n$/.exec(text);
+  if (!m) return undefined;
+  return { wallMs, userMs: Number(m[1]) / 1000, systemMs: Number(m[2]) / 1000, maxRssKiB: Number(m[3]) };
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Paths
@@ -112,6 +155,8 @@ interface PreparedPod {
   seccomp: Buffer | null;
   /** What flagArgs were made from, for an interactive run (which keeps the terminal). */
   seal: SandboxSeal;
+  /** Perl and getrusage's syscall number, when steps can be measured. */
+  rusage: { perl: string; script: string } | null;
 }
 
 interface RunningChild {
@@ -205,7 +250,11 @@ export class BubblewrapRunner implements Runner {
     const sealed = sealArgs(seal);
     const flagArgs = [...sealed.args, '--json-status-fd', String(STATUS_FD)];
     const seccomp = sealed.seccomp;
-    this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp, seal };
+    const perl = await findExecutable('perl');
+    const nr = SYSCALLS[process.arch];
+    const rusage = perl !== null && nr !== undefined ? { perl, script: rusageWrapper(nr) } : null;
+    if (rusage === null) pod.log?.('bubblewrap: steps are not measured (no perl on this host, or an architecture without a known getrusage)');
+    this.prepared = { pod, bwrap: probe.path, mountArgs, sealRootArgs, flagArgs, seccomp, seal, rusage };
   }
 
   /**
@@ -273,8 +322,11 @@ export class BubblewrapRunner implements Runner {
     const { signal, onOutput } = options;
     if (signal?.aborted) throw new BuilderError(`${pkg}: command aborted before it started`, { cause: signal.reason });
 
-    const subprocess = execa(prepared.bwrap, args, {
-      stdio: ['ignore', 'pipe', 'pipe', prepared.seccomp ?? 'ignore', 'pipe'],
+    const { rusage } = prepared;
+    const started = performance.now();
+    const [file, fileArgs] = rusage ? [rusage.perl, ['-e', rusage.script, '--', prepared.bwrap, ...args]] : [prepared.bwrap, args];
+    const subprocess = execa(file, fileArgs, {
+      stdio: ['ignore', 'pipe', 'pipe', prepared.seccomp ?? 'ignore', 'pipe', ...(rusage ? (['pipe'] as const) : [])],
       buffer: false,
       reject: false,
       encoding: 'buffer',
@@ -310,6 +362,8 @@ export class BubblewrapRunner implements Runner {
     });
     const statusChunks: Buffer[] = [];
     subprocess.stdio[STATUS_FD]?.on('data', (chunk: Buffer) => statusChunks.push(chunk));
+    const rusageChunks: Buffer[] = [];
+    subprocess.stdio[RUSAGE_FD]?.on('data', (chunk: Buffer) => rusageChunks.push(chunk));
 
     let aborted = false;
     const onAbort = (): void => {
@@ -334,6 +388,8 @@ export class BubblewrapRunner implements Runner {
     const exit = /"exit-code"\s*:\s*(\d+)/.exec(status);
     if (exit?.[1] !== undefined) {
       if (heldStderr.length > 0) onOutput('stderr', heldStderr);
+      const resources = parseRusage(Buffer.concat(rusageChunks).toString('utf8'), performance.now() - started);
+      if (resources) options.onResources?.(resources);
       return Number(exit[1]);
     }
     if (result.failed && result.exitCode === undefined && result.signal === undefined) {

@@ -30,8 +30,8 @@ export interface PodConfig {
   /** Host directory bound read-write at /var/cache/melange. */
   cacheDir: string;
   /**
-   * The entries of cacheDir the steps need (fetched sources, git checkouts). Runners that cannot share the
-   * directory (VMs) copy just these in; runners that bind it whole ignore this.
+   * The entries of cacheDir the steps need (fetched sources, git checkouts), for runners that would copy only
+   * these; the Bubblewrap runner binds the directory and the QEMU runner copies it whole, both ways.
    */
   cacheEntries?: string[];
   /** Extra mounts after the standard ones. */
@@ -53,6 +53,16 @@ export interface PodConfig {
 
 export type OutputStream = 'stdout' | 'stderr';
 
+/** What one command cost, measured by the sandbox (the host's accounting, or the guest's in a VM). */
+export interface StepResources {
+  wallMs: number;
+  /** CPU time of the command and every descendant it waited for. */
+  userMs: number;
+  systemMs: number;
+  /** Peak resident set size of the largest of those processes (getrusage's ru_maxrss), in KiB. */
+  maxRssKiB: number;
+}
+
 export interface RunOptions {
   /** The complete environment of the command (runners add nothing implicitly). */
   env: Record<string, string>;
@@ -60,6 +70,8 @@ export interface RunOptions {
   workdir: string;
   onOutput: (stream: OutputStream, chunk: Buffer) => void;
   signal?: AbortSignal;
+  /** Called before run() resolves with what the command cost, when the runner can measure it. */
+  onResources?: (resources: StepResources) => void;
 }
 
 export type Usability = { usable: true } | { usable: false; reason: string };

@@ -57,6 +57,35 @@ function capabilityArgs(seal: SandboxSeal): string[] {
 }
 
 /**
+ * The capabilities a command ends up with (every set: bounding, permitted, effective, inheritable, ambient),
+ * as bwrap computes them from capabilityArgs: the base set, plus the additions, minus the drops, `ALL`
+ * included. Names are `CAP_*`; `ALL` stands alone for every capability the kernel has. For sandboxes that
+ * apply the set themselves (the QEMU runner's guest).
+ */
+export function capabilitySet(seal: Pick<SandboxSeal, 'label' | 'runAs' | 'capabilities'>): string[] {
+  const base = seal.runAs.uid === 0 ? DEFAULT_ROOT_CAPABILITIES : [];
+  let all = false;
+  const set = new Set<string>();
+  for (const cap of [...base, ...seal.capabilities.add]) {
+    const arg = capabilityArg(cap, seal.label);
+    if (arg === 'ALL') all = true;
+    else set.add(arg);
+  }
+  const dropped = new Set<string>();
+  for (const cap of seal.capabilities.drop) {
+    const arg = capabilityArg(cap, seal.label);
+    if (arg === 'ALL') return [];
+    dropped.add(arg);
+    set.delete(arg);
+  }
+  if (all) {
+    if (dropped.size === 0) return ['ALL'];
+    return [...CAPABILITIES].map((c) => `CAP_${c}`).filter((c) => !dropped.has(c));
+  }
+  return [...set];
+}
+
+/**
  * The sealing flags (no mounts, no environment, no command) and the seccomp program to hand bwrap on
  * SECCOMP_FD (null on a host architecture without a known syscall table). Ends with `--clearenv`.
  */

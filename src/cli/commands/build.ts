@@ -4,6 +4,7 @@ import { BuildFailedError, build, type BuildResult } from '../../build/build.ts'
 import { chooseRenderer } from '../../build/progress.ts';
 import { buildReproducibly } from '../../build/reproducible.ts';
 import { resolveSourceDateEpoch } from '../../build/source-date.ts';
+import { stepResourceLines } from '../../build/steps.ts';
 import { LINTERS } from '../../lint/linters.ts';
 import { networkPolicyFromFlags } from '../../observe/policy.ts';
 import { OBSERVABILITY_HELP } from '../../observe/stage.ts';
@@ -95,6 +96,7 @@ Environment: SOURCE_DATE_EPOCH sets every timestamp in the packages; CI=true pri
               for (const p of result.packages) say(`built ${p.path}`);
               if (result.indexPath) say(`index ${result.indexPath}`);
               for (const line of result.observability?.summary ?? []) say(line);
+              for (const line of stepResourceLines(result.steps ?? [])) say(line);
               if (result.workspace) say(`workspace kept at ${result.workspace}`);
             } catch (err) {
               if (err instanceof BuildFailedError && err.workspace) {

@@ -20,6 +20,8 @@ const KEY_OPTIONS = 'no-port-forwarding,no-agent-forwarding,no-X11-forwarding,no
 export interface RunSettings {
   runAs: { uid: number; gid: number };
   network: boolean;
+  /** The steps' capabilities in setpriv's syntax (`-all,+net_raw`, `+all`); default none (`-all`). */
+  capabilities?: string;
   /** The user-mode network's host address when not 10.0.2.2. */
   gateway?: string;
 }
@@ -41,6 +43,7 @@ export async function runArchive(keys: RunKeys, settings: RunSettings): Promise<
     `BUILD_UID=${Math.trunc(settings.runAs.uid)}`,
     `BUILD_GID=${Math.trunc(settings.runAs.gid)}`,
     `NETWORK=${settings.network ? 1 : 0}`,
+    ...(settings.capabilities && /^[-+a-z_,]+$/.test(settings.capabilities) ? [`CAPS=${settings.capabilities}`] : []),
     ...(settings.gateway && /^[\d.]+$/.test(settings.gateway) ? [`GATEWAY=${settings.gateway}`] : []),
     '',
   ].join('\n');
@@ -172,4 +175,10 @@ export async function destroyFile(path: string): Promise<void> {
     await writeFile(path, Buffer.alloc(st.size)).catch(() => undefined);
   }
   await rm(path, { force: true });
+}
+
+/** A capability set (`CAP_*` names, or `ALL`) in setpriv's syntax, replacing whatever the process had. */
+export function setprivCapabilities(set: readonly string[]): string {
+  if (set.includes('ALL')) return '+all';
+  return ['-all', ...set.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
 }

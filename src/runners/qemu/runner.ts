@@ -22,7 +22,8 @@ import type { OutputStream, PodConfig, RunOptions, Runner, Usability } from '../
 import { type AcceleratorRequest, chooseAccelerator } from './accel.ts';
 import { ALLOW_LIST_GATEWAY, type BootedVm, bootVm, consoleTail, type GuestForward } from './boot.ts';
 import { ensureRootImage } from './disk.ts';
-import { anonymousRunInitrd, moduleArchive, runArchive, wipeAndClose } from './inject.ts';
+import { anonymousRunInitrd, moduleArchive, runArchive, setprivCapabilities, wipeAndClose } from './inject.ts';
+import { capabilitySet } from '../../sandbox/bwrap-seal.ts';
 import { type KernelEnvironment, type KernelSpec, locateKernel, moduleLoadOrder } from './kernel.ts';
 import { generateRunKeys, opensshPrivateKey, publicKeyBlob, type RunKeys, wipeKeys } from './keys.ts';
 import { FAST_BOOT_ARGS, hostCpus, hostMemoryMiB, hostTscKhz, machineLayout, type MachineType, parseMemory, resolveResources } from './machine.ts';
@@ -31,7 +32,9 @@ import { pvhKernel } from './pvh.ts';
 import { ensureSealedBaseInitramfs, openArtifactDir, refuseSandboxWritable } from './seal.ts';
 import { SshConnection } from './ssh.ts';
 import { processAlive } from '../../os/process.ts';
-import { packDirectory, packEntries } from './workspace.ts';
+import { packDirectory } from './workspace.ts';
+import { saveCache, uploadCache } from './cache.ts';
+import { stepResources } from './resources.ts';
 
 export const DEFAULT_BOOT_TIMEOUT_MS = 60_000;
 /** Where the build root and the workspace are inside the guest. */
@@ -302,6 +305,8 @@ export class QemuRunner implements Runner, ObservableRunner {
     if (pod.mounts.length > 0) {
       throw new BuilderError(`${pod.packageName}: the qemu runner cannot share extra host directories with the VM (${pod.mounts.map((m) => m.target).join(', ')})`);
     }
+    // The steps get exactly the capabilities Bubblewrap would give them (setpriv in the guest applies them).
+    const capabilities = setprivCapabilities(capabilitySet({ label: pod.packageName, runAs: pod.runAs, capabilities: pod.capabilities }));
     // Nothing a sandbox can write is ever booted: the artifact store is apart from the melange cache, and
     // user-given boot files must not lie inside it either.
     const sandboxWritable = [pod.cacheDir];
@@ -351,7 +356,7 @@ export class QemuRunner implements Runner, ObservableRunner {
     const t1 = performance.now();
 
     this.#keys = generateRunKeys();
-    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
+    const run = await runArchive(this.#keys, { runAs: pod.runAs, network: pod.network, capabilities, ...(allowed ? { gateway: ALLOW_LIST_GATEWAY } : {}) });
     this.#initrd = await anonymousRunInitrd(this.#workDir, base, modulesFragment, run);
     run.fill(0);
     const t2 = performance.now();
@@ -413,7 +418,7 @@ export class QemuRunner implements Runner, ObservableRunner {
         throw err;
       });
       if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the workspace into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
-      await this.#uploadCacheEntries(pod, control, signal);
+      await uploadCache(pod, control, this.#log, signal);
       this.#running = { pod, vm, control, build };
       t5 = performance.now();
     } finally {
@@ -486,6 +491,10 @@ export class QemuRunner implements Runner, ObservableRunner {
         cause: err,
       });
     }
+    const measured = await stepResources(running.control, id);
+    if (measured.resources) options.onResources?.(measured.resources);
+    // busybox time exits with a killed step's bare signal number; the shell's 128+N is what steps report.
+    if (measured.signal !== undefined) return 128 + measured.signal;
     if (result.code !== null) return result.code;
     if (result.signal !== null) return 128 + (SIGNALS[result.signal] ?? 0);
     const tail = this.#vm ? await consoleTail(this.#vm.consoleLog) : [];
@@ -541,21 +550,6 @@ export class QemuRunner implements Runner, ObservableRunner {
     return { ...result, stdout: Buffer.concat(kept.stdout), stderr: Buffer.concat(kept.stderr), truncated };
   }
 
-  /**
-   * The guest cannot see the host's cache dir (the cloud kernel has no 9p), so the entries the steps need
-   * (fetched sources, git checkouts) are copied into the root's /var/cache/melange.
-   */
-  async #uploadCacheEntries(pod: PodConfig, control: SshConnection, signal: AbortSignal): Promise<void> {
-    const entries = [...new Set(pod.cacheEntries ?? [])];
-    if (entries.length === 0) return;
-    const upload = await control.exec(`tar -x -f - -C ${GUEST_ROOT}/var/cache/melange`, {
-      stdin: packEntries(pod.cacheDir, entries, { uid: pod.runAs.uid, gid: pod.runAs.gid, signal }),
-      onStderr: (chunk) => this.#log(`cache upload: ${chunk.toString('utf8').trimEnd()}`),
-      signal,
-    });
-    if (upload.code !== 0) throw new BuilderError(`${pod.packageName}: sending the cache entries into the VM failed (guest tar exit ${upload.code ?? upload.signal})`);
-  }
-
   /** A file from the guest (outside the build root unless the path starts with /mnt/root); null when absent. */
   async readFile(path: string, maxBytes: number): Promise<{ data: Buffer; truncated: boolean } | null> {
     const result = await this.control(['sh', '-c', '[ -f "$1" ] || exit 44; exec head -c "$2" -- "$1"', 'sh', path, String(maxBytes + 1)], {
@@ -593,6 +587,11 @@ export class QemuRunner implements Runner, ObservableRunner {
   }
 
   async terminate(): Promise<void> {
+    const running = this.#running;
+    // What the steps wrote to /var/cache/melange persists, as with melange's bind mount; not after Ctrl-C.
+    if (this.#state === 'running' && running && !running.control.isClosed && !this.#options.signal?.aborted) {
+      await saveCache(running.pod, running.control, this.#log).catch((err: unknown) => this.#log(`cache: not kept: ${errorMessage(err)}`));
+    }
     if (this.#state === 'starting') {
       this.#startAbort.abort(new BuilderError('the VM was terminated while starting'));
       await this.#starting?.catch(() => undefined);

@@ -20,11 +20,6 @@ export function packDirectory(dir: string, options: PackOptions): Readable {
   return packTree(dir, undefined, options);
 }
 
-/** Streams the named entries of `dir` (files or whole directories, relative paths) as a tar archive. */
-export function packEntries(dir: string, entries: string[], options: PackOptions): Readable {
-  return packTree(dir, [...entries].sort(), options);
-}
-
 function packTree(dir: string, topLevel: string[] | undefined, options: PackOptions): Readable {
   const pack = tar.pack();
   const owner = { uid: options.uid, gid: options.gid, uname: '', gname: '' };

@@ -12,7 +12,7 @@ import { rm } from 'node:fs/promises';
 import { generateEd25519, opensshPrivateKey, publicKeyBlob } from '../../../src/runners/qemu/keys.ts';
 import { QemuRunner } from '../../../src/runners/qemu/runner.ts';
 import { HostKeyMismatchError, SshConnection } from '../../../src/runners/qemu/ssh.ts';
-import type { OutputStream, RunOptions } from '../../../src/runners/runner.ts';
+import type { OutputStream, RunOptions, StepResources } from '../../../src/runners/runner.ts';
 import { kernelEnv, leftovers, makeTempDir, podFor, qemuProcessesMentioning, SHARED_CACHE, testKernel, tinyRoot } from './helpers.ts';
 
 class Output {
@@ -74,6 +74,20 @@ describe('QemuRunner in a real VM', () => {
     expect(code).toBe(42);
     expect(out.text('stdout')).toBe('to-out\n');
     expect(out.text('stderr')).toBe('to-err\n');
+  });
+
+  it('measures every step inside the guest: a 1 s sleep has wall ≥ 1 s and CPU ≪ wall', async () => {
+    const seen: StepResources[] = [];
+    const code = await runner.run(['/bin/sh', '-c', 'sleep 1'], opts(new Output(), { onResources: (r) => seen.push(r) }));
+    expect(code).toBe(0);
+    expect(seen).toHaveLength(1);
+    const r = seen[0]!;
+    expect(r.wallMs).toBeGreaterThanOrEqual(1000);
+    // Under TCG starting a step (sh, setpriv through its loader) alone costs ~0.4 s of CPU.
+    expect(r.userMs + r.systemMs).toBeLessThan(r.wallMs / 2);
+    expect(r.maxRssKiB).toBeGreaterThan(0);
+    // A step killed by a signal still reports 128+N through the measuring wrapper.
+    expect(await runner.run(['/bin/sh', '-c', 'kill -KILL $$'], opts(new Output()))).toBe(137);
   });
 
   it('runs steps as the build user with exactly the given environment', async () => {
