@@ -18,7 +18,10 @@ describe('interrupting builder build (qemu)', () => {
     const root = await debianCompilerRoot();
     const out = await tempDir();
     const cache = await tempDir();
-    const args = ['build', 'examples/hello/hello.yaml', '--runner', 'qemu', '--base', `dir:${root}`, '--cache-dir', SHARED_CACHE, '--out-dir', out, '--signing-key', join(KEYS, 'test.rsa')];
+    // The shared VM artifact store (kernels, initramfs, disk images) is sealed and never the melange cache,
+    // which the VM copies in whole.
+    const melangeCache = await tempDir();
+    const args = ['build', 'examples/hello/hello.yaml', '--runner', 'qemu', '--base', `dir:${root}`, '--vm-artifact-dir', SHARED_CACHE, '--cache-dir', melangeCache, '--out-dir', out, '--signing-key', join(KEYS, 'test.rsa')];
     const env = { SOURCE_DATE_EPOCH: '1700000000', XDG_CACHE_HOME: cache, ...kernelEnv(await testKernel()) };
     const outputs = { out, cache, final: FINAL, publicKey: join(KEYS, 'test.rsa.pub') };
     const whole = await runInterrupted({ args, env, delayMs: null, signal: 'SIGINT', exitWithinMs: 600_000 });

@@ -20,7 +20,7 @@ describe('a failed VM build', () => {
     );
     const out = join(dir, 'out');
     const r = await builder(
-      ['build', join(dir, 'net.yaml'), '--runner', 'qemu', '--base', DEBIAN_BASE, '--root-cache-dir', SHARED_ROOT_CACHE, '--cache-dir', SHARED_CACHE, '--out-dir', out],
+      ['build', join(dir, 'net.yaml'), '--runner', 'qemu', '--base', DEBIAN_BASE, '--root-cache-dir', SHARED_ROOT_CACHE, '--vm-artifact-dir', SHARED_CACHE, '--cache-dir', join(dir, 'cache'), '--out-dir', out],
       { env: { QEMU_KERNEL_IMAGE: kernel.image, QEMU_KERNEL_MODULES: kernel.modules } },
     );
     expect(r.exitCode).toBe(1);
